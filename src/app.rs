@@ -1,0 +1,109 @@
+//! Assembles the product (REST router + Socket.IO layer + CORS) and serves it until shutdown.
+
+use std::{future::Future, io, net::SocketAddr, sync::Arc};
+
+use axum::{Router, http::HeaderValue, serve::ListenerExt};
+use socketioxide::SocketIo;
+use tokio::net::{TcpListener, TcpSocket};
+use tower_http::cors::{AllowOrigin, Any, CorsLayer};
+
+use crate::{blobs::Blobs, config::Config, http, realtime, state::AppState, store::Store};
+
+/// The assembled service and a handle on its Socket.IO server.
+pub struct App {
+    pub router: Router,
+    pub io: SocketIo,
+    pub state: AppState,
+}
+
+impl App {
+    pub async fn build(config: Config, store: Arc<dyn Store>) -> io::Result<Self> {
+        let blobs = Blobs::open(&config.data_dir).await?;
+        let state = AppState::new(config, store, blobs);
+        let config = &state.config;
+
+        let (socket_layer, io) = SocketIo::builder()
+            .req_path("/ws")
+            // Node's `maxHttpBufferSize`, so clients that Node accepted keep working.
+            .max_payload(config.max_payload_bytes)
+            .with_state(state.clone())
+            .build_layer();
+        realtime::register(&io);
+        state.chat.attach(io.clone());
+
+        // The Socket.IO layer sits outside the REST router's request logging (Engine.IO polls
+        // would flood it) but inside CORS, so polling requests get the same CORS policy.
+        let router = http::router(state.clone())
+            .layer(socket_layer)
+            .layer(cors(&config.cors_origins));
+        Ok(Self { router, io, state })
+    }
+}
+
+/// Any origin unless an allow-list is configured: the stub's browser clients live elsewhere.
+fn cors(origins: &[String]) -> CorsLayer {
+    let layer = CorsLayer::new().allow_methods(Any).allow_headers(Any);
+    if origins.is_empty() {
+        return layer.allow_origin(Any);
+    }
+    let allowed: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o.trim()).ok())
+        .collect();
+    layer.allow_origin(AllowOrigin::list(allowed))
+}
+
+/// Binds with a listen backlog of `backlog` (tokio's `TcpListener::bind` uses 128, which a burst
+/// of connecting clients overflows into 1 s SYN retries).
+pub fn bind(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(backlog)
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves; then closes every Socket.IO session
+/// (clients see a clean disconnect), stops accepting, and lets in-flight requests finish.
+pub async fn serve(
+    listener: TcpListener,
+    app: App,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    let io = app.io.clone();
+    let listener = listener.tap_io(|tcp| {
+        // Chat messages are small and latency-bound.
+        let _ = tcp.set_nodelay(true);
+    });
+    axum::serve(listener, app.router)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            tracing::info!("shutting down: closing realtime sessions");
+            io.close().await;
+        })
+        .await
+}
+
+/// Resolves on SIGINT (ctrl-c) or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

@@ -1,0 +1,79 @@
+//! Command-line and environment configuration.
+
+use std::{net::IpAddr, path::PathBuf};
+
+use clap::{Parser, ValueEnum};
+
+/// Every flag has an environment fallback, so containers configure it without a command line.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "threadline", version, about)]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long, env = "HOST", default_value = "0.0.0.0")]
+    pub host: IpAddr,
+
+    /// Port to listen on (0 picks a free one; the chosen address is printed at start-up).
+    #[arg(long, env = "PORT", default_value_t = 5000)]
+    pub port: u16,
+
+    /// Where uploaded files are kept.
+    #[arg(long, env = "THREADLINE_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    /// Largest accepted upload, in bytes.
+    #[arg(long, env = "THREADLINE_MAX_UPLOAD_BYTES", default_value_t = 25 * 1024 * 1024)]
+    pub max_upload_bytes: u64,
+
+    /// Largest JSON request body, in bytes.
+    #[arg(long, env = "THREADLINE_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
+    pub max_body_bytes: usize,
+
+    /// Largest Socket.IO/Engine.IO payload, in bytes (Node's `maxHttpBufferSize` default).
+    #[arg(
+        long,
+        env = "THREADLINE_MAX_PAYLOAD_BYTES",
+        default_value_t = 1_000_000
+    )]
+    pub max_payload_bytes: u64,
+
+    /// Origins allowed by CORS, comma separated. Unset: any origin (like the stub).
+    #[arg(long, env = "THREADLINE_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
+
+    /// Log line format.
+    #[arg(long, env = "THREADLINE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Directory served at `/demo/` (the browser chat example).
+    #[arg(
+        long,
+        env = "THREADLINE_DEMO_DIR",
+        default_value = "client-examples/browser"
+    )]
+    pub demo_dir: PathBuf,
+
+    /// Worker threads for the async runtime (default: one per core).
+    #[arg(long, env = "THREADLINE_WORKERS")]
+    pub workers: Option<usize>,
+
+    /// Pending-connection queue length of the listening socket.
+    #[arg(long, env = "THREADLINE_BACKLOG", default_value_t = 1024)]
+    pub backlog: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl Config {
+    /// Defaults for tests and embedding: loopback, an ephemeral port, files under `data_dir`.
+    pub fn for_tests(data_dir: PathBuf) -> Self {
+        let mut config = Self::parse_from(["threadline"]);
+        config.host = IpAddr::from([127, 0, 0, 1]);
+        config.port = 0;
+        config.data_dir = data_dir;
+        config
+    }
+}

@@ -1,0 +1,94 @@
+//! Messages: the one stored record both REST faces and the socket show.
+
+use super::{FileId, MessageId, ThreadId, Timestamp, UserId};
+
+/// Longest message body accepted, in bytes after trimming.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+/// Most files one message may reference.
+pub const MAX_FILES_PER_MESSAGE: usize = 20;
+
+/// A stored message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    pub id: MessageId,
+    pub thread_id: ThreadId,
+    pub author_id: UserId,
+    pub body: String,
+    pub file_ids: Vec<FileId>,
+    pub created_at: Timestamp,
+}
+
+/// A trimmed message body, possibly empty when the message carries files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageBody(String);
+
+/// Why a message cannot be posted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageError {
+    /// Blank body and no files (the stub's `empty_message`).
+    Empty,
+    TooLong,
+    TooManyFiles,
+}
+
+impl MessageBody {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A validated message, ready to be stored.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub author_id: UserId,
+    pub body: MessageBody,
+    pub file_ids: Vec<FileId>,
+}
+
+impl NewMessage {
+    /// Applies the stub's rule (a message needs text or files) and the size bounds.
+    pub fn new(
+        author_id: UserId,
+        body: Option<&str>,
+        file_ids: Vec<FileId>,
+    ) -> Result<Self, MessageError> {
+        let body = body.unwrap_or("").trim();
+        if body.is_empty() && file_ids.is_empty() {
+            return Err(MessageError::Empty);
+        }
+        if body.len() > MAX_BODY_BYTES {
+            return Err(MessageError::TooLong);
+        }
+        if file_ids.len() > MAX_FILES_PER_MESSAGE {
+            return Err(MessageError::TooManyFiles);
+        }
+        Ok(Self {
+            author_id,
+            body: MessageBody(body.to_owned()),
+            file_ids,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blank_body_without_files_is_empty() {
+        let err = NewMessage::new(UserId::anonymous(), Some("  \n "), vec![]).unwrap_err();
+        assert_eq!(err, MessageError::Empty);
+    }
+
+    #[test]
+    fn body_is_trimmed() {
+        let m = NewMessage::new(UserId::anonymous(), Some("  hi "), vec![]).unwrap();
+        assert_eq!(m.body.as_str(), "hi");
+    }
+
+    #[test]
+    fn files_alone_make_a_message() {
+        let f = FileId::generate();
+        assert!(NewMessage::new(UserId::anonymous(), None, vec![f]).is_ok());
+    }
+}

@@ -1,0 +1,16 @@
+//! Validated domain types: what a thread, a message, an account and a file are, independent of
+//! HTTP, Socket.IO and storage.
+
+pub mod account;
+pub mod file;
+pub mod ids;
+pub mod message;
+pub mod thread;
+pub mod time;
+
+pub use account::{Account, AccountName};
+pub use file::{FileRecord, FileStatus};
+pub use ids::{FileId, IdError, MessageId, ThreadId, UserId};
+pub use message::{Message, MessageBody, NewMessage};
+pub use thread::{MemberSet, NewThread, Thread};
+pub use time::Timestamp;

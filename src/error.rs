@@ -1,0 +1,118 @@
+//! One error type for the HTTP API: every failure becomes a status and the seeds' JSON body,
+//! `{"error": "<snake_case_code>", "message"?: "<for humans>"}`.
+
+use axum::{
+    Json,
+    http::{StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use serde::Serialize;
+
+use crate::store::StoreError;
+
+pub type Result<T, E = ApiError> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400: the request is malformed or breaks a rule; `code` says which.
+    #[error("{code}: {message}")]
+    BadRequest { code: &'static str, message: String },
+    /// 404 with a code naming what was missing (`thread_not_found`, `not_found`, ...).
+    #[error("{0}")]
+    NotFound(&'static str),
+    #[error("{0}")]
+    Forbidden(&'static str),
+    #[error("{0}")]
+    Conflict(&'static str),
+    #[error("payload too large")]
+    PayloadTooLarge,
+    #[error("unsupported media type: {0}")]
+    UnsupportedMediaType(String),
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// 500: the cause is logged, never sent.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<&'a str>,
+}
+
+impl ApiError {
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::BadRequest {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The stable, machine-readable code clients switch on.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::BadRequest { code, .. } => code,
+            Self::NotFound(code) | Self::Forbidden(code) | Self::Conflict(code) => code,
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::UnsupportedMediaType(_) => "unsupported_media_type",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::Internal(_) => "internal_error",
+        }
+    }
+
+    fn message(&self) -> Option<&str> {
+        match self {
+            Self::BadRequest { message, .. } => Some(message),
+            Self::UnsupportedMediaType(message) => Some(message),
+            _ => None,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let Self::Internal(cause) = &self {
+            tracing::error!(%cause, "request failed");
+        }
+        let status = self.status();
+        let body = ErrorBody {
+            error: self.code(),
+            message: self.message(),
+        };
+        let mut response = (status, Json(body)).into_response();
+        if status == StatusCode::METHOD_NOT_ALLOWED {
+            response.headers_mut().remove(header::ALLOW);
+        }
+        response
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::ThreadNotFound => Self::NotFound("thread_not_found"),
+            StoreError::AccountNotFound => Self::NotFound("account_not_found"),
+            StoreError::FileNotFound => Self::NotFound("file_not_found"),
+            StoreError::UnknownAnchor => {
+                Self::bad_request("invalid_cursor", "the cursor does not point into this list")
+            }
+            StoreError::Conflict(what) => Self::Conflict(what),
+            StoreError::Backend(cause) => Self::Internal(cause),
+        }
+    }
+}

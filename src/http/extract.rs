@@ -1,0 +1,97 @@
+//! axum's extractors, with their rejections turned into [`ApiError`]s, so malformed input gets
+//! the same JSON error shape as every other failure.
+
+use axum::{
+    extract::{
+        FromRequest, FromRequestParts,
+        multipart::MultipartRejection,
+        rejection::{JsonRejection, PathRejection, QueryRejection},
+    },
+    http::{StatusCode, request::Parts},
+};
+
+use crate::{domain::UserId, error::ApiError};
+
+#[derive(FromRequest)]
+#[from_request(via(axum::Json), rejection(ApiError))]
+pub struct Json<T>(pub T);
+
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(ApiError))]
+pub struct Query<T>(pub T);
+
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ApiError))]
+pub struct Path<T>(pub T);
+
+impl<T: serde::Serialize> axum::response::IntoResponse for Json<T> {
+    fn into_response(self) -> axum::response::Response {
+        axum::Json(self.0).into_response()
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        match rejection {
+            JsonRejection::JsonDataError(e) => ApiError::bad_request("invalid_body", e.body_text()),
+            JsonRejection::JsonSyntaxError(e) => {
+                ApiError::bad_request("invalid_json", e.body_text())
+            }
+            JsonRejection::MissingJsonContentType(_) => {
+                ApiError::UnsupportedMediaType("expected `Content-Type: application/json`".into())
+            }
+            JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                ApiError::PayloadTooLarge
+            }
+            other => ApiError::bad_request("invalid_body", other.body_text()),
+        }
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(rejection: QueryRejection) -> Self {
+        ApiError::bad_request("invalid_query", rejection.body_text())
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(rejection: PathRejection) -> Self {
+        ApiError::bad_request("invalid_path", rejection.body_text())
+    }
+}
+
+impl From<MultipartRejection> for ApiError {
+    fn from(rejection: MultipartRejection) -> Self {
+        match rejection.status() {
+            StatusCode::UNSUPPORTED_MEDIA_TYPE | StatusCode::BAD_REQUEST
+                if rejection.body_text().contains("boundary") =>
+            {
+                ApiError::UnsupportedMediaType("expected `multipart/form-data`".into())
+            }
+            StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
+            _ => ApiError::bad_request("invalid_multipart", rejection.body_text()),
+        }
+    }
+}
+
+/// Who is making the request. Until authentication is configured, a trusted gateway names the
+/// user in `X-User-Id`; a request naming nobody is `"me"`, as in the stub.
+pub struct Caller(pub UserId);
+
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        match parts.headers.get("x-user-id") {
+            None => Ok(Self(UserId::anonymous())),
+            Some(value) => value
+                .to_str()
+                .ok()
+                .and_then(|raw| UserId::parse(raw).ok())
+                .map(Self)
+                .ok_or_else(|| {
+                    ApiError::bad_request("invalid_user_id", "X-User-Id is not a valid id")
+                }),
+        }
+    }
+}

@@ -1,0 +1,193 @@
+//! Files: upload, the stub's status route (polled by clients), and download.
+
+use axum::{
+    Router,
+    body::Body,
+    extract::{DefaultBodyLimit, Multipart, State, multipart::MultipartError},
+    http::{StatusCode, header},
+    response::{IntoResponse, Response},
+    routing::{get, post},
+};
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncWriteExt;
+use tokio_util::io::ReaderStream;
+
+use super::extract::{Caller, Json, Path};
+use crate::{
+    domain::{FileId, FileRecord, FileStatus, Timestamp},
+    error::{ApiError, Result},
+    state::AppState,
+    views::FileView,
+};
+
+pub fn router(max_upload_bytes: u64) -> Router<AppState> {
+    // Room for the multipart framing around the one file.
+    let body_limit = usize::try_from(max_upload_bytes)
+        .unwrap_or(usize::MAX)
+        .saturating_add(64 * 1024);
+    Router::new()
+        .route(
+            "/api/files",
+            post(upload).layer(DefaultBodyLimit::max(body_limit)),
+        )
+        .route("/api/files/{file_id}", get(download))
+        .route("/api/files/{file_id}/status", get(status))
+}
+
+fn file_id(raw: &str) -> Result<FileId> {
+    FileId::parse(raw).map_err(|_| ApiError::NotFound("not_found"))
+}
+
+fn multipart_error(e: MultipartError) -> ApiError {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::PayloadTooLarge
+    } else {
+        ApiError::bad_request("invalid_multipart", e.body_text())
+    }
+}
+
+/// `POST /api/files` (multipart, one file) → 201 `{id, name, url, status: "processing"}`.
+/// The status turns `ready` once the bytes are fsynced into place.
+async fn upload(
+    State(state): State<AppState>,
+    Caller(uploader): Caller,
+    mut multipart: Multipart,
+) -> Result<(StatusCode, Json<FileView>)> {
+    let max = state.config.max_upload_bytes;
+    let mut field = loop {
+        match multipart.next_field().await.map_err(multipart_error)? {
+            Some(field) if field.file_name().is_some() => break field,
+            Some(_) => continue,
+            None => {
+                return Err(ApiError::bad_request(
+                    "missing_file",
+                    "the form has no file field",
+                ));
+            }
+        }
+    };
+    let name = display_name(field.file_name().unwrap_or_default());
+    let content_type = field
+        .content_type()
+        .filter(|ct| !ct.is_empty() && *ct != "application/octet-stream")
+        .map(str::to_owned)
+        .unwrap_or_else(|| {
+            mime_guess::from_path(&name)
+                .first_or_octet_stream()
+                .to_string()
+        });
+
+    let id = FileId::generate();
+    let blobs = &state.blobs;
+    let (mut file, partial) = blobs.create_partial(&id).await.map_err(internal)?;
+    let mut hasher = Sha256::new();
+    let mut size: u64 = 0;
+    let received: Result<()> = async {
+        while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
+            size += chunk.len() as u64;
+            if size > max {
+                return Err(ApiError::PayloadTooLarge);
+            }
+            hasher.update(&chunk);
+            file.write_all(&chunk).await.map_err(internal)?;
+        }
+        file.flush().await.map_err(internal)
+    }
+    .await;
+    if let Err(e) = received {
+        drop(file);
+        blobs.discard(&partial).await;
+        return Err(e);
+    }
+
+    let record = FileRecord {
+        id: id.clone(),
+        name,
+        content_type,
+        size,
+        sha256: None,
+        status: FileStatus::Processing,
+        uploader,
+        created_at: Timestamp::now(),
+    };
+    state.store.insert_file(record.clone()).await?;
+    let sha256 = format!("{:x}", hasher.finalize());
+    // Durability (fsync + rename) happens after the response; clients poll the status route.
+    tokio::spawn(async move {
+        let outcome = match state.blobs.commit(file, &partial, &id).await {
+            Ok(()) => (FileStatus::Ready, Some(sha256)),
+            Err(e) => {
+                tracing::error!(error = %e, file = %id, "storing upload failed");
+                state.blobs.discard(&partial).await;
+                (FileStatus::Failed, None)
+            }
+        };
+        if let Err(e) = state.store.finish_file(&id, outcome.0, outcome.1).await {
+            tracing::error!(error = %e, file = %id, "recording upload status failed");
+        }
+    });
+    Ok((StatusCode::CREATED, Json(FileView::from(&record))))
+}
+
+/// `GET /api/files/:id/status` → `{id, name, url, status}`; unknown → 404 `not_found`.
+async fn status(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<FileView>> {
+    let file = state.store.file(&file_id(&id)?).await?;
+    Ok(Json(FileView::from(&file)))
+}
+
+/// `GET /api/files/:id` → the bytes, with their content type and length.
+async fn download(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response> {
+    let record = state.store.file(&file_id(&id)?).await?;
+    match record.status {
+        FileStatus::Ready => {}
+        FileStatus::Processing => return Err(ApiError::Conflict("file_not_ready")),
+        FileStatus::Failed => return Err(ApiError::Conflict("file_failed")),
+    }
+    let file = tokio::fs::File::open(state.blobs.path(&record.id))
+        .await
+        .map_err(internal)?;
+    let disposition = format!(
+        "inline; filename=\"{}\"",
+        record.name.replace(['"', '\\'], "_")
+    );
+    Ok((
+        [
+            (header::CONTENT_TYPE, record.content_type.clone()),
+            (header::CONTENT_LENGTH, record.size.to_string()),
+            (header::CONTENT_DISPOSITION, disposition),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_owned()),
+        ],
+        Body::from_stream(ReaderStream::new(file)),
+    )
+        .into_response())
+}
+
+fn internal(e: std::io::Error) -> ApiError {
+    ApiError::Internal(e.to_string())
+}
+
+/// The client's file name without directories or control characters, at most 255 characters.
+fn display_name(raw: &str) -> String {
+    let base = raw.rsplit(['/', '\\']).next().unwrap_or_default();
+    let clean: String = base.chars().filter(|c| !c.is_control()).take(255).collect();
+    let clean = clean.trim();
+    if clean.is_empty() || clean == "." || clean == ".." {
+        "file".to_owned()
+    } else {
+        clean.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::display_name;
+
+    #[test]
+    fn names_lose_directories_and_control_characters() {
+        assert_eq!(display_name("../../etc/passwd"), "passwd");
+        assert_eq!(display_name("C:\\x\\a.png"), "a.png");
+        assert_eq!(display_name("a\u{0}b.txt"), "ab.txt");
+        assert_eq!(display_name(""), "file");
+        assert_eq!(display_name(".."), "file");
+    }
+}

@@ -1,0 +1,146 @@
+//! The stub's messages API: a thread's history, paged oldest to newest, and posting.
+
+use axum::{Router, extract::State, http::StatusCode, routing::get};
+use serde::{Deserialize, Serialize};
+
+use super::{
+    extract::{Caller, Json, Path, Query},
+    threads::thread_id,
+};
+use crate::{
+    domain::{FileId, MessageId, NewMessage, message::MessageError},
+    error::{ApiError, Result},
+    state::AppState,
+    store::Anchor,
+    views::MessageView,
+};
+
+/// Page size when `limit` is absent, and the most a page may hold (the stub's numbers).
+pub const DEFAULT_LIMIT: usize = 50;
+pub const MAX_LIMIT: usize = 200;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/api/threads/{thread_id}/messages", get(list).post(create))
+}
+
+#[derive(Deserialize)]
+struct ListParams {
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct MessagePage {
+    messages: Vec<MessageView>,
+    next_cursor: Option<String>,
+}
+
+/// `GET /api/threads/:threadId/messages?limit=&cursor=` → `{messages, nextCursor}`, oldest
+/// first. `nextCursor` is the id of the page's last message while more follow, else `null`.
+async fn list(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(params): Query<ListParams>,
+) -> Result<Json<MessagePage>> {
+    let thread = thread_id(&id)?;
+    let limit = parse_limit(params.limit.as_deref())?;
+    let anchor = match params.cursor.as_deref() {
+        None | Some("") => Anchor::Oldest,
+        Some(raw) => Anchor::After(MessageId::parse(raw).map_err(|_| invalid_cursor())?),
+    };
+    let window = state.store.messages(&thread, anchor, limit).await?;
+    let next_cursor = window
+        .more_after
+        .then(|| window.items.last().map(|m| m.id.to_string()))
+        .flatten();
+    Ok(Json(MessagePage {
+        messages: state.chat.views(&window.items).await?,
+        next_cursor,
+    }))
+}
+
+fn invalid_cursor() -> ApiError {
+    ApiError::bad_request("invalid_cursor", "cursor is not a message of this thread")
+}
+
+/// `limit`: a positive integer, default 50, capped at 200.
+fn parse_limit(raw: Option<&str>) -> Result<usize> {
+    match raw {
+        None | Some("") => Ok(DEFAULT_LIMIT),
+        Some(raw) => match raw.trim().parse::<u64>() {
+            Ok(0) | Err(_) => Err(ApiError::bad_request(
+                "invalid_limit",
+                "limit must be a positive integer",
+            )),
+            Ok(n) => Ok((n.min(MAX_LIMIT as u64)) as usize),
+        },
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PostMessage {
+    body: Option<String>,
+    file_ids: Option<Vec<String>>,
+}
+
+#[derive(Serialize)]
+struct Created {
+    message: MessageView,
+}
+
+/// `POST /api/threads/:threadId/messages {body, fileIds}` → 201 `{message}`, broadcast to the
+/// thread's room as `message:new`.
+async fn create(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Caller(author): Caller,
+    Json(req): Json<PostMessage>,
+) -> Result<(StatusCode, Json<Created>)> {
+    let thread = thread_id(&id)?;
+    // Unknown thread first, as the stub checks it before the body.
+    state.store.thread(&thread).await?;
+    let file_ids = req
+        .file_ids
+        .unwrap_or_default()
+        .iter()
+        .map(|raw| FileId::parse(raw))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| ApiError::bad_request("unknown_file", "a fileId is not a valid id"))?;
+    let new = NewMessage::new(author, req.body.as_deref(), file_ids).map_err(message_error)?;
+    let message = state.chat.post(&thread, new).await?;
+    Ok((StatusCode::CREATED, Json(Created { message })))
+}
+
+pub fn message_error(e: MessageError) -> ApiError {
+    use crate::domain::message::{MAX_BODY_BYTES, MAX_FILES_PER_MESSAGE};
+    match e {
+        MessageError::Empty => {
+            ApiError::bad_request("empty_message", "message has no text and no files")
+        }
+        MessageError::TooLong => ApiError::bad_request(
+            "message_too_long",
+            format!("message text is longer than {MAX_BODY_BYTES} bytes"),
+        ),
+        MessageError::TooManyFiles => ApiError::bad_request(
+            "too_many_files",
+            format!("a message carries at most {MAX_FILES_PER_MESSAGE} files"),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits() {
+        assert_eq!(parse_limit(None).unwrap(), 50);
+        assert_eq!(parse_limit(Some("10")).unwrap(), 10);
+        assert_eq!(parse_limit(Some("1000")).unwrap(), 200);
+        assert!(parse_limit(Some("abc")).is_err());
+        assert!(parse_limit(Some("0")).is_err());
+        assert!(parse_limit(Some("-3")).is_err());
+    }
+}

@@ -1,0 +1,66 @@
+//! The REST API: one module per resource, each exposing `router()`, merged here with the
+//! cross-cutting layers (request logging, body limits, JSON 404/405).
+
+pub mod extract;
+pub mod files;
+pub mod health;
+pub mod messages;
+pub mod threads;
+
+use std::time::Duration;
+
+use axum::{
+    Router,
+    extract::{DefaultBodyLimit, MatchedPath, Request},
+    response::Response,
+};
+use tower_http::{services::ServeDir, trace::TraceLayer};
+use tracing::Span;
+
+use crate::{error::ApiError, state::AppState};
+
+pub fn router(state: AppState) -> Router {
+    let config = &state.config;
+    Router::new()
+        .merge(health::router())
+        .merge(threads::router())
+        .merge(messages::router())
+        .merge(files::router(config.max_upload_bytes))
+        .nest_service("/demo", ServeDir::new(&config.demo_dir))
+        .fallback(|| async { ApiError::NotFound("not_found") })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(DefaultBodyLimit::max(config.max_body_bytes))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(request_span)
+                .on_request(())
+                .on_response(log_response)
+                .on_failure(()),
+        )
+        .with_state(state)
+}
+
+/// Spans are keyed on the matched route (`/api/threads/{thread_id}`), not the raw path, so logs
+/// group by endpoint; the raw path is kept as a field.
+fn request_span(request: &Request) -> Span {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(MatchedPath::as_str)
+        .unwrap_or("-");
+    tracing::info_span!(
+        "request",
+        method = %request.method(),
+        route,
+        path = %request.uri().path(),
+    )
+}
+
+/// One line per request: method, route and path (from the span), status, latency.
+fn log_response(response: &Response, latency: Duration, _span: &Span) {
+    tracing::info!(
+        status = response.status().as_u16(),
+        latency_us = latency.as_micros() as u64,
+        "served"
+    );
+}

@@ -1,0 +1,99 @@
+//! The stub's threads API: create/resolve a thread by its member set, and read it.
+
+use axum::{
+    Router,
+    extract::State,
+    http::StatusCode,
+    routing::{get, post},
+};
+use serde::Deserialize;
+
+use super::extract::{Json, Path};
+use crate::{
+    domain::{
+        MemberSet, Thread, ThreadId, Timestamp, UserId,
+        thread::{MAX_MEMBERS, MAX_TITLE_CHARS, MemberSetError},
+    },
+    error::{ApiError, Result},
+    state::AppState,
+    store::Store,
+    views::ThreadView,
+};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/threads", post(create_or_resolve))
+        .route("/api/threads/{thread_id}", get(show))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CreateThread {
+    title: Option<String>,
+    member_ids: Vec<String>,
+}
+
+/// A path id that is not even well-formed names no thread.
+pub fn thread_id(raw: &str) -> Result<ThreadId> {
+    ThreadId::parse(raw).map_err(|_| ApiError::NotFound("thread_not_found"))
+}
+
+/// `POST /api/threads {title?, memberIds}` → 201 with a new thread, or 200 with the existing
+/// thread that has the same members (order and duplicates ignored).
+async fn create_or_resolve(
+    State(state): State<AppState>,
+    Json(req): Json<CreateThread>,
+) -> Result<(StatusCode, Json<ThreadView>)> {
+    let members = req
+        .member_ids
+        .iter()
+        .map(|raw| UserId::parse(raw))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| ApiError::bad_request("invalid_member_id", "a memberId is not a valid id"))?;
+    let members = MemberSet::new(members).map_err(|e| match e {
+        MemberSetError::Empty => ApiError::bad_request("invalid_members", "memberIds is empty"),
+        MemberSetError::TooMany => ApiError::bad_request(
+            "too_many_members",
+            format!("a thread has at most {MAX_MEMBERS} members"),
+        ),
+    })?;
+    let title = match req.title.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(t) if t.chars().count() > MAX_TITLE_CHARS => {
+            return Err(ApiError::bad_request(
+                "invalid_title",
+                format!("title is longer than {MAX_TITLE_CHARS} characters"),
+            ));
+        }
+        Some(t) => Some(t.to_owned()),
+    };
+    let now = Timestamp::now();
+    let thread = Thread {
+        id: ThreadId::generate(),
+        title,
+        member_ids: members.listed().to_vec(),
+        created_at: now,
+        updated_at: now,
+    };
+    let (thread, created) = state.store.create_or_resolve_thread(thread).await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((
+        status,
+        Json(thread_view(state.store.as_ref(), &thread).await?),
+    ))
+}
+
+/// `GET /api/threads/:id` → the thread, or 404 `thread_not_found`.
+async fn show(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<ThreadView>> {
+    let thread = state.store.thread(&thread_id(&id)?).await?;
+    Ok(Json(thread_view(state.store.as_ref(), &thread).await?))
+}
+
+async fn thread_view(store: &dyn Store, thread: &Thread) -> Result<ThreadView> {
+    let names = store.account_names(&thread.member_ids).await?;
+    Ok(ThreadView::new(thread, &names))
+}

@@ -1,0 +1,42 @@
+use std::{net::SocketAddr, process::ExitCode, sync::Arc};
+
+use clap::Parser;
+use threadline::{
+    app::{self, App},
+    config::Config,
+    store::MemoryStore,
+    telemetry,
+};
+
+fn main() -> ExitCode {
+    let config = Config::parse();
+    telemetry::init(config.log_format);
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let Some(workers) = config.workers {
+        runtime.worker_threads(workers.max(1));
+    }
+    let runtime = match runtime.enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the async runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "server failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(config: Config) -> std::io::Result<()> {
+    let listener = app::bind(SocketAddr::new(config.host, config.port), config.backlog)?;
+    let addr = listener.local_addr()?;
+    let app = App::build(config, Arc::new(MemoryStore::new())).await?;
+    // Scripts and tests read the bound address (port 0 picks one) from this first stdout line.
+    println!("listening on http://{addr}");
+    tracing::info!(%addr, "listening (Socket.IO at /ws)");
+    app::serve(listener, app, app::shutdown_signal()).await
+}

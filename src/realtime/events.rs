@@ -1,0 +1,77 @@
+//! Event names, payloads and the one acknowledgement envelope.
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::domain::ThreadId;
+
+/// Client → server: join a thread's room. Payload `{threadId}`.
+pub const THREAD_JOIN: &str = "thread:join";
+/// Client → server: leave a thread's room. Payload `{threadId}`.
+pub const THREAD_LEAVE: &str = "thread:leave";
+/// Server → room: a message was created. Payload `{message}`.
+pub const MESSAGE_NEW: &str = "message:new";
+
+/// Every acknowledgement is `{ok: true}` or `{error: "<code>"}`.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum Ack {
+    Ok { ok: bool },
+    Error { error: &'static str },
+}
+
+impl Ack {
+    pub fn ok() -> Self {
+        Self::Ok { ok: true }
+    }
+
+    pub fn error(code: &'static str) -> Self {
+        Self::Error { error: code }
+    }
+}
+
+/// Reads `{threadId: "<id>"}`; anything else is `invalid_payload` or `invalid_thread_id`.
+///
+/// Payloads are parsed by hand from a `Value` (not a typed extractor) so that a malformed one
+/// still gets an error ack instead of silently not reaching the handler.
+pub fn thread_id(payload: &Value) -> Result<ThreadId, &'static str> {
+    let raw = payload
+        .as_object()
+        .and_then(|o| o.get("threadId"))
+        .ok_or("invalid_payload")?;
+    let raw = raw.as_str().ok_or("invalid_thread_id")?;
+    ThreadId::parse(raw).map_err(|_| "invalid_thread_id")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn thread_id_payloads() {
+        assert_eq!(
+            thread_id(&json!({"threadId": "t1"})).unwrap().as_str(),
+            "t1"
+        );
+        assert_eq!(thread_id(&json!("t1")), Err("invalid_payload"));
+        assert_eq!(thread_id(&json!({})), Err("invalid_payload"));
+        assert_eq!(thread_id(&json!({"threadId": 5})), Err("invalid_thread_id"));
+        assert_eq!(
+            thread_id(&json!({"threadId": ""})),
+            Err("invalid_thread_id")
+        );
+    }
+
+    #[test]
+    fn acks_serialize_to_the_envelope() {
+        assert_eq!(
+            serde_json::to_value(Ack::ok()).unwrap(),
+            json!({"ok": true})
+        );
+        assert_eq!(
+            serde_json::to_value(Ack::error("x")).unwrap(),
+            json!({"error": "x"})
+        );
+    }
+}

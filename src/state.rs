@@ -1,0 +1,24 @@
+//! Shared application state: cheap handles only, cloned into every request and socket event.
+
+use std::sync::Arc;
+
+use crate::{blobs::Blobs, chat::Chat, config::Config, store::Store};
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub chat: Arc<Chat>,
+    pub blobs: Arc<Blobs>,
+    pub config: Arc<Config>,
+}
+
+impl AppState {
+    pub fn new(config: Config, store: Arc<dyn Store>, blobs: Blobs) -> Self {
+        Self {
+            blobs: Arc::new(blobs),
+            chat: Arc::new(Chat::new(Arc::clone(&store))),
+            store,
+            config: Arc::new(config),
+        }
+    }
+}

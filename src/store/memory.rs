@@ -1,0 +1,385 @@
+//! The embedded default: everything in DashMaps, indexed for the queries the APIs make.
+//!
+//! Locking rules (why no deadlock and no guard across an `.await`):
+//! - no method awaits, so no DashMap guard or `RwLock` guard ever lives across a suspension;
+//! - locks are taken in one order: `by_members` entry → a thread's log → `member_index` shard.
+//!   Readers that need several of them collect ids under one guard, drop it, then take the next.
+
+use std::{
+    collections::{BTreeSet, HashMap},
+    sync::{
+        Arc, RwLock,
+        atomic::{AtomicU64, Ordering},
+    },
+};
+
+use async_trait::async_trait;
+use dashmap::{DashMap, mapref::entry::Entry};
+
+use super::{Anchor, Store, StoreError, StoreResult, Window};
+use crate::domain::{
+    Account, AccountName, FileId, FileRecord, FileStatus, MemberSet, Message, MessageId, Thread,
+    ThreadId, UserId,
+};
+
+#[derive(Default)]
+pub struct MemoryStore {
+    threads: DashMap<ThreadId, Arc<RwLock<ThreadLog>>>,
+    /// Sorted member ids → thread: resolving a member set is one hash lookup.
+    by_members: DashMap<Vec<UserId>, ThreadId>,
+    /// Member → their threads by latest activity: listing a page of conversations costs
+    /// O(log n + page) in that member's threads, whatever the size of the store.
+    member_index: DashMap<UserId, MemberThreads>,
+    accounts: DashMap<UserId, (u64, Account)>,
+    files: DashMap<FileId, FileRecord>,
+    /// Global activity clock: every thread creation and message append ticks it.
+    clock: AtomicU64,
+    account_seq: AtomicU64,
+}
+
+struct ThreadLog {
+    thread: Thread,
+    messages: Vec<Arc<Message>>,
+    /// Message id → position in `messages`: a cursor lookup is O(1), not a scan.
+    positions: HashMap<MessageId, usize>,
+    activity: u64,
+}
+
+#[derive(Default)]
+struct MemberThreads {
+    by_activity: BTreeSet<(u64, ThreadId)>,
+    activity_of: HashMap<ThreadId, u64>,
+}
+
+impl MemberThreads {
+    fn touch(&mut self, thread: &ThreadId, activity: u64) {
+        if let Some(old) = self.activity_of.insert(thread.clone(), activity) {
+            self.by_activity.remove(&(old, thread.clone()));
+        }
+        self.by_activity.insert((activity, thread.clone()));
+    }
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn log(&self, id: &ThreadId) -> StoreResult<Arc<RwLock<ThreadLog>>> {
+        // Clone the Arc out so the shard guard is released before the log is locked.
+        self.threads
+            .get(id)
+            .map(|entry| Arc::clone(entry.value()))
+            .ok_or(StoreError::ThreadNotFound)
+    }
+
+    fn tick(&self) -> u64 {
+        self.clock.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    fn index_thread(&self, thread: &Thread, activity: u64) {
+        for member in &thread.member_ids {
+            self.member_index
+                .entry(member.clone())
+                .or_default()
+                .touch(&thread.id, activity);
+        }
+    }
+}
+
+/// Picks the window `[start, end)` of a list of `len` items around an anchor position.
+fn window_bounds(len: usize, anchor: Anchor<usize>, limit: usize) -> (usize, usize) {
+    match anchor {
+        Anchor::Oldest => (0, limit.min(len)),
+        Anchor::Newest => (len.saturating_sub(limit), len),
+        Anchor::Before(pos) => (pos.saturating_sub(limit), pos),
+        Anchor::After(pos) => (pos + 1, (pos + 1 + limit).min(len)),
+    }
+}
+
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    // A panic while holding the lock cannot leave a log half-written (every mutation is a
+    // single push/insert), so a poisoned lock is still safe to read.
+    lock.read().unwrap_or_else(|p| p.into_inner())
+}
+
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(|p| p.into_inner())
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn create_or_resolve_thread(&self, thread: Thread) -> StoreResult<(Thread, bool)> {
+        let members = MemberSet::new(thread.member_ids.iter().cloned())
+            .map_err(|_| StoreError::Conflict("invalid member set"))?;
+        match self.by_members.entry(members.key().to_vec()) {
+            Entry::Occupied(existing) => {
+                let log = self.log(existing.get())?;
+                let found = read(&log).thread.clone();
+                Ok((found, false))
+            }
+            Entry::Vacant(slot) => {
+                if self.threads.contains_key(&thread.id) {
+                    return Err(StoreError::Conflict("thread id taken"));
+                }
+                let activity = self.tick();
+                let log = ThreadLog {
+                    thread: thread.clone(),
+                    messages: Vec::new(),
+                    positions: HashMap::new(),
+                    activity,
+                };
+                self.threads
+                    .insert(thread.id.clone(), Arc::new(RwLock::new(log)));
+                self.index_thread(&thread, activity);
+                slot.insert(thread.id.clone());
+                Ok((thread, true))
+            }
+        }
+    }
+
+    async fn thread(&self, id: &ThreadId) -> StoreResult<Thread> {
+        let log = self.log(id)?;
+        let thread = read(&log).thread.clone();
+        Ok(thread)
+    }
+
+    async fn append_message(&self, message: Message) -> StoreResult<Message> {
+        let log = self.log(&message.thread_id)?;
+        let mut log = write(&log);
+        if log.positions.contains_key(&message.id) {
+            return Err(StoreError::Conflict("message id taken"));
+        }
+        let position = log.messages.len();
+        log.positions.insert(message.id.clone(), position);
+        log.messages.push(Arc::new(message.clone()));
+        log.thread.updated_at = message.created_at;
+        // Tick and re-index while the log is still locked, so two appends to one thread can
+        // never leave the index pointing at the older activity.
+        let activity = self.tick();
+        log.activity = activity;
+        self.index_thread(&log.thread, activity);
+        Ok(message)
+    }
+
+    async fn messages(
+        &self,
+        thread: &ThreadId,
+        anchor: Anchor<MessageId>,
+        limit: usize,
+    ) -> StoreResult<Window<Message>> {
+        let log = self.log(thread)?;
+        let log = read(&log);
+        let position = |id: &MessageId| {
+            log.positions
+                .get(id)
+                .copied()
+                .ok_or(StoreError::UnknownAnchor)
+        };
+        let anchor = match anchor {
+            Anchor::Oldest => Anchor::Oldest,
+            Anchor::Newest => Anchor::Newest,
+            Anchor::Before(id) => Anchor::Before(position(&id)?),
+            Anchor::After(id) => Anchor::After(position(&id)?),
+        };
+        let len = log.messages.len();
+        let (start, end) = window_bounds(len, anchor, limit);
+        Ok(Window {
+            items: log.messages[start..end]
+                .iter()
+                .map(|m| Message::clone(m))
+                .collect(),
+            more_before: start > 0,
+            more_after: end < len,
+        })
+    }
+
+    async fn last_message(&self, thread: &ThreadId) -> StoreResult<Option<Message>> {
+        let log = self.log(thread)?;
+        let last = read(&log).messages.last().map(|m| Message::clone(m));
+        Ok(last)
+    }
+
+    async fn threads_of(
+        &self,
+        member: &UserId,
+        anchor: Anchor<ThreadId>,
+        limit: usize,
+    ) -> StoreResult<Window<Thread>> {
+        // Collect the ids under the index guard, then drop it before touching any log.
+        let (ids, more_before, more_after) = {
+            let Some(index) = self.member_index.get(member) else {
+                return match anchor {
+                    Anchor::Before(_) | Anchor::After(_) => Err(StoreError::UnknownAnchor),
+                    _ => Ok(Window {
+                        items: vec![],
+                        more_before: false,
+                        more_after: false,
+                    }),
+                };
+            };
+            let set = &index.by_activity;
+            let key_of = |id: &ThreadId| {
+                index
+                    .activity_of
+                    .get(id)
+                    .map(|a| (*a, id.clone()))
+                    .ok_or(StoreError::UnknownAnchor)
+            };
+            let ids: Vec<ThreadId> = match &anchor {
+                Anchor::Oldest => set.iter().take(limit).map(|(_, id)| id.clone()).collect(),
+                Anchor::Newest => {
+                    let mut v: Vec<_> = set
+                        .iter()
+                        .rev()
+                        .take(limit)
+                        .map(|(_, id)| id.clone())
+                        .collect();
+                    v.reverse();
+                    v
+                }
+                Anchor::Before(id) => {
+                    let key = key_of(id)?;
+                    let mut v: Vec<_> = set
+                        .range(..key)
+                        .rev()
+                        .take(limit)
+                        .map(|(_, id)| id.clone())
+                        .collect();
+                    v.reverse();
+                    v
+                }
+                Anchor::After(id) => {
+                    let key = key_of(id)?;
+                    set.range((std::ops::Bound::Excluded(key), std::ops::Bound::Unbounded))
+                        .take(limit)
+                        .map(|(_, id)| id.clone())
+                        .collect()
+                }
+            };
+            let first = ids.first().map(key_of).transpose()?;
+            let last = ids.last().map(key_of).transpose()?;
+            let (more_before, more_after) = match (&first, &last) {
+                (Some(first), Some(last)) => (
+                    set.range(..first.clone()).next().is_some(),
+                    set.range((
+                        std::ops::Bound::Excluded(last.clone()),
+                        std::ops::Bound::Unbounded,
+                    ))
+                    .next()
+                    .is_some(),
+                ),
+                _ => match &anchor {
+                    Anchor::Before(id) => (false, key_of(id).is_ok()),
+                    Anchor::After(id) => (key_of(id).is_ok(), false),
+                    _ => (false, false),
+                },
+            };
+            (ids, more_before, more_after)
+        };
+        let mut items = Vec::with_capacity(ids.len());
+        for id in &ids {
+            items.push(read(&*self.log(id)?).thread.clone());
+        }
+        Ok(Window {
+            items,
+            more_before,
+            more_after,
+        })
+    }
+
+    async fn create_account(&self, name: AccountName) -> StoreResult<Account> {
+        loop {
+            let seq = self.account_seq.fetch_add(1, Ordering::Relaxed) + 1;
+            let id =
+                UserId::parse(&seq.to_string()).map_err(|_| StoreError::Backend("id".into()))?;
+            if let Entry::Vacant(slot) = self.accounts.entry(id.clone()) {
+                let account = Account { id, name };
+                slot.insert((seq, account.clone()));
+                return Ok(account);
+            }
+        }
+    }
+
+    async fn insert_account(&self, account: Account) -> StoreResult<Account> {
+        // Keep generated ids clear of numeric ids chosen by hand.
+        let seq = match account.id.as_str().parse::<u64>() {
+            Ok(n) => {
+                self.account_seq.fetch_max(n, Ordering::Relaxed);
+                n
+            }
+            Err(_) => self.account_seq.load(Ordering::Relaxed),
+        };
+        match self.accounts.entry(account.id.clone()) {
+            Entry::Occupied(_) => Err(StoreError::Conflict("account id taken")),
+            Entry::Vacant(slot) => {
+                slot.insert((seq, account.clone()));
+                Ok(account)
+            }
+        }
+    }
+
+    async fn account(&self, id: &UserId) -> StoreResult<Account> {
+        self.accounts
+            .get(id)
+            .map(|a| a.1.clone())
+            .ok_or(StoreError::AccountNotFound)
+    }
+
+    async fn accounts(&self) -> StoreResult<Vec<Account>> {
+        let mut all: Vec<(u64, Account)> = self.accounts.iter().map(|a| a.clone()).collect();
+        all.sort_by(|a, b| (a.0, &a.1.id).cmp(&(b.0, &b.1.id)));
+        Ok(all.into_iter().map(|(_, a)| a).collect())
+    }
+
+    async fn account_names(&self, ids: &[UserId]) -> StoreResult<HashMap<UserId, AccountName>> {
+        Ok(ids
+            .iter()
+            .filter_map(|id| {
+                self.accounts
+                    .get(id)
+                    .map(|a| (id.clone(), a.1.name.clone()))
+            })
+            .collect())
+    }
+
+    async fn insert_file(&self, file: FileRecord) -> StoreResult<()> {
+        match self.files.entry(file.id.clone()) {
+            Entry::Occupied(_) => Err(StoreError::Conflict("file id taken")),
+            Entry::Vacant(slot) => {
+                slot.insert(file);
+                Ok(())
+            }
+        }
+    }
+
+    async fn finish_file(
+        &self,
+        id: &FileId,
+        status: FileStatus,
+        sha256: Option<String>,
+    ) -> StoreResult<FileRecord> {
+        let mut file = self.files.get_mut(id).ok_or(StoreError::FileNotFound)?;
+        file.status = status;
+        file.sha256 = sha256;
+        Ok(file.clone())
+    }
+
+    async fn file(&self, id: &FileId) -> StoreResult<FileRecord> {
+        self.files
+            .get(id)
+            .map(|f| f.clone())
+            .ok_or(StoreError::FileNotFound)
+    }
+
+    async fn files(&self, ids: &[FileId]) -> StoreResult<Vec<FileRecord>> {
+        ids.iter()
+            .map(|id| {
+                self.files
+                    .get(id)
+                    .map(|f| f.clone())
+                    .ok_or(StoreError::FileNotFound)
+            })
+            .collect()
+    }
+}

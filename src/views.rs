@@ -1,0 +1,162 @@
+//! Wire shapes: every JSON object a client sees, in one place, shared by REST and Socket.IO so a
+//! broadcast carries exactly what the REST response carries.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+use crate::domain::{
+    Account, AccountName, FileId, FileRecord, FileStatus, Message, Thread, Timestamp, UserId,
+};
+
+/// A file as the stub shows it: `{id, name, url, status}`.
+#[derive(Debug, Clone, Serialize)]
+pub struct FileView {
+    pub id: FileId,
+    pub name: String,
+    pub url: String,
+    pub status: FileStatus,
+}
+
+impl From<&FileRecord> for FileView {
+    fn from(f: &FileRecord) -> Self {
+        Self {
+            id: f.id.clone(),
+            name: f.name.clone(),
+            url: f.url(),
+            status: f.status,
+        }
+    }
+}
+
+/// The threads API's message: `{id, threadId, authorId, body, fileIds, files, createdAt}`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageView {
+    pub id: String,
+    pub thread_id: String,
+    pub author_id: String,
+    pub body: String,
+    pub file_ids: Vec<FileId>,
+    pub files: Vec<FileView>,
+    pub created_at: Timestamp,
+}
+
+impl MessageView {
+    /// Shapes a message; `files` holds the records of (at least) its `file_ids`.
+    pub fn new(m: &Message, files: &HashMap<FileId, FileRecord>) -> Self {
+        Self {
+            id: m.id.to_string(),
+            thread_id: m.thread_id.to_string(),
+            author_id: m.author_id.to_string(),
+            body: m.body.clone(),
+            file_ids: m.file_ids.clone(),
+            files: m
+                .file_ids
+                .iter()
+                .filter_map(|id| files.get(id).map(FileView::from))
+                .collect(),
+            created_at: m.created_at,
+        }
+    }
+}
+
+/// `{message}`: the body of `POST /api/threads/:id/messages` and of the `message:new` event.
+#[derive(Debug, Clone, Serialize)]
+pub struct MessageEnvelope<'a> {
+    pub message: &'a MessageView,
+}
+
+/// The stub's thread: `{id, title, memberIds, memberNames, createdAt, updatedAt}`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ThreadView {
+    pub id: String,
+    pub title: Option<String>,
+    pub member_ids: Vec<String>,
+    /// Account names where the member is an account, else the id (the stub's behaviour).
+    pub member_names: Vec<String>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+impl ThreadView {
+    pub fn new(t: &Thread, names: &HashMap<UserId, AccountName>) -> Self {
+        Self {
+            id: t.id.to_string(),
+            title: t.title.clone(),
+            member_ids: t.member_ids.iter().map(UserId::to_string).collect(),
+            member_names: t
+                .member_ids
+                .iter()
+                .map(|id| display_name(id, names))
+                .collect(),
+            created_at: t.created_at,
+            updated_at: t.updated_at,
+        }
+    }
+}
+
+fn display_name(id: &UserId, names: &HashMap<UserId, AccountName>) -> String {
+    names
+        .get(id)
+        .map(|n| n.as_str().to_owned())
+        .unwrap_or_else(|| id.to_string())
+}
+
+/// The accounts API's account: `{id, name}`; also a participant and a sender.
+#[derive(Debug, Clone, Serialize)]
+pub struct AccountView {
+    pub id: String,
+    pub name: String,
+}
+
+impl From<&Account> for AccountView {
+    fn from(a: &Account) -> Self {
+        Self {
+            id: a.id.to_string(),
+            name: a.name.as_str().to_owned(),
+        }
+    }
+}
+
+impl AccountView {
+    /// A user who may or may not have an account: unnamed users show their id as their name.
+    pub fn of(id: &UserId, names: &HashMap<UserId, AccountName>) -> Self {
+        Self {
+            id: id.to_string(),
+            name: display_name(id, names),
+        }
+    }
+}
+
+/// The accounts API's message: `{id, sender: {id, name}, text, ts}`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChatMessageView {
+    pub id: String,
+    pub sender: AccountView,
+    pub text: String,
+    /// Milliseconds since the epoch.
+    pub ts: i64,
+}
+
+impl ChatMessageView {
+    pub fn new(m: &Message, names: &HashMap<UserId, AccountName>) -> Self {
+        Self {
+            id: m.id.to_string(),
+            sender: AccountView::of(&m.author_id, names),
+            text: m.body.clone(),
+            ts: m.created_at.as_millis(),
+        }
+    }
+}
+
+/// The accounts API's conversation: `{id, participants, lastMessage?}`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConversationView {
+    pub id: String,
+    pub participants: Vec<AccountView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_message: Option<ChatMessageView>,
+}
