@@ -107,7 +107,8 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::ThreadNotFound => Self::NotFound("thread_not_found"),
             StoreError::AccountNotFound => Self::NotFound("account_not_found"),
-            StoreError::FileNotFound => Self::NotFound("file_not_found"),
+            // The stub's files router answers a bare `not_found`.
+            StoreError::FileNotFound => Self::NotFound("not_found"),
             StoreError::UnknownAnchor => {
                 Self::bad_request("invalid_cursor", "the cursor does not point into this list")
             }

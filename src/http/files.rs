@@ -3,7 +3,7 @@
 use axum::{
     Router,
     body::Body,
-    extract::{DefaultBodyLimit, Multipart, State, multipart::MultipartError},
+    extract::{DefaultBodyLimit, State, multipart::MultipartError},
     http::{StatusCode, header},
     response::{IntoResponse, Response},
     routing::{get, post},
@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 use tokio_util::io::ReaderStream;
 
-use super::extract::{Caller, Json, Path};
+use super::extract::{Caller, Json, Multipart, Path};
 use crate::{
     domain::{FileId, FileRecord, FileStatus, Timestamp},
     error::{ApiError, Result},
@@ -51,7 +51,7 @@ fn multipart_error(e: MultipartError) -> ApiError {
 async fn upload(
     State(state): State<AppState>,
     Caller(uploader): Caller,
-    mut multipart: Multipart,
+    Multipart(mut multipart): Multipart,
 ) -> Result<(StatusCode, Json<FileView>)> {
     let max = state.config.max_upload_bytes;
     let mut field = loop {

@@ -1,0 +1,160 @@
+//! Test harness: the real server on an ephemeral loopback port, and a typed HTTP client for it.
+#![allow(dead_code)]
+
+use std::{net::SocketAddr, sync::Arc};
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use threadline::{
+    app::{self, App},
+    config::Config,
+    store::MemoryStore,
+};
+use tokio::sync::oneshot;
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub http: reqwest::Client,
+    shutdown: Option<oneshot::Sender<()>>,
+    _data: tempfile::TempDir,
+}
+
+/// A JSON response: status and parsed body (`Value::Null` when the body is not JSON).
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub body: Value,
+    pub headers: reqwest::header::HeaderMap,
+}
+
+impl Reply {
+    pub fn error_code(&self) -> &str {
+        self.body["error"].as_str().unwrap_or("<no error field>")
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
+    let data = tempfile::tempdir().expect("temp dir");
+    let mut config = Config::for_tests(data.path().to_path_buf());
+    configure(&mut config);
+    let listener = app::bind("127.0.0.1:0".parse().unwrap(), 1024).expect("bind");
+    let addr = listener.local_addr().unwrap();
+    let app = App::build(config, Arc::new(MemoryStore::new()))
+        .await
+        .expect("build app");
+    let (tx, rx) = oneshot::channel::<()>();
+    tokio::spawn(app::serve(listener, app, async {
+        let _ = rx.await;
+    }));
+    TestApp {
+        addr,
+        http: reqwest::Client::new(),
+        shutdown: Some(tx),
+        _data: data,
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+impl TestApp {
+    pub fn data_dir(&self) -> &std::path::Path {
+        self._data.path()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub async fn send(&self, request: reqwest::RequestBuilder) -> Reply {
+        let response = request.send().await.expect("request");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.bytes().await.expect("body");
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Reply {
+            status,
+            body,
+            headers,
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        self.send(self.http.get(self.url(path))).await
+    }
+
+    pub async fn post_json(&self, path: &str, body: Value) -> Reply {
+        self.send(self.http.post(self.url(path)).json(&body)).await
+    }
+
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> Reply {
+        self.send(
+            self.http
+                .post(self.url(path))
+                .header("content-type", content_type)
+                .body(body),
+        )
+        .await
+    }
+
+    pub async fn request(&self, method: Method, path: &str) -> Reply {
+        self.send(self.http.request(method, self.url(path))).await
+    }
+
+    /// Creates (or resolves) a thread and returns its id.
+    pub async fn create_thread(&self, members: &[&str]) -> String {
+        let reply = self
+            .post_json(
+                "/api/threads",
+                json!({ "title": "t", "memberIds": members }),
+            )
+            .await;
+        assert!(reply.status.is_success(), "create thread: {reply:?}");
+        reply.body["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Posts a message and returns the `message` object of the 201 response.
+    pub async fn post_message(&self, thread: &str, body: &str) -> Value {
+        let reply = self
+            .post_json(
+                &format!("/api/threads/{thread}/messages"),
+                json!({ "body": body }),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "post message: {reply:?}");
+        reply.body["message"].clone()
+    }
+
+    /// Walks a thread's whole history with `nextCursor`, returning every message.
+    pub async fn all_messages(&self, thread: &str, limit: usize) -> Vec<Value> {
+        let mut all = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let path = match &cursor {
+                None => format!("/api/threads/{thread}/messages?limit={limit}"),
+                Some(c) => format!("/api/threads/{thread}/messages?limit={limit}&cursor={c}"),
+            };
+            let reply = self.get(&path).await;
+            assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
+            all.extend(reply.body["messages"].as_array().unwrap().iter().cloned());
+            match reply.body["nextCursor"].as_str() {
+                Some(next) => cursor = Some(next.to_owned()),
+                None => return all,
+            }
+        }
+    }
+}
