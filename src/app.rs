@@ -24,8 +24,11 @@ impl App {
 
         let (socket_layer, io) = SocketIo::builder()
             .req_path("/ws")
-            // Node's `maxHttpBufferSize`, so clients that Node accepted keep working.
+            // Node's `maxHttpBufferSize` (1 MB), so clients that Node accepted keep working. Like
+            // Node, the bound holds for websocket messages as well as polling bodies.
             .max_payload(config.max_payload_bytes)
+            .ws_max_message_size(usize::try_from(config.max_payload_bytes).unwrap_or(usize::MAX))
+            .ws_max_frame_size(usize::try_from(config.max_payload_bytes).unwrap_or(usize::MAX))
             .with_state(state.clone())
             .build_layer();
         realtime::register(&io);

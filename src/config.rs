@@ -44,12 +44,9 @@ pub struct Config {
     #[arg(long, env = "THREADLINE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 
-    /// Directory served at `/demo/` (the browser chat example).
-    #[arg(
-        long,
-        env = "THREADLINE_DEMO_DIR",
-        default_value = "client-examples/browser"
-    )]
+    /// The client examples: `browser/` is served at `/demo/`, with socket.io-client from its
+    /// `node_modules` (run `npm install` there once).
+    #[arg(long, env = "THREADLINE_DEMO_DIR", default_value = "client-examples")]
     pub demo_dir: PathBuf,
 
     /// Worker threads for the async runtime (default: one per core).

@@ -14,7 +14,10 @@ use axum::{
     extract::{DefaultBodyLimit, MatchedPath, Request},
     response::Response,
 };
-use tower_http::{services::ServeDir, trace::TraceLayer};
+use tower_http::{
+    services::{ServeDir, ServeFile},
+    trace::TraceLayer,
+};
 use tracing::Span;
 
 use crate::{error::ApiError, state::AppState};
@@ -26,7 +29,15 @@ pub fn router(state: AppState) -> Router {
         .merge(threads::router())
         .merge(messages::router())
         .merge(files::router(config.max_upload_bytes))
-        .nest_service("/demo", ServeDir::new(&config.demo_dir))
+        .route_service(
+            "/demo/vendor/socket.io.min.js",
+            ServeFile::new(
+                config
+                    .demo_dir
+                    .join("node_modules/socket.io-client/dist/socket.io.min.js"),
+            ),
+        )
+        .nest_service("/demo", ServeDir::new(config.demo_dir.join("browser")))
         .fallback(|| async { ApiError::NotFound("not_found") })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(config.max_body_bytes))

@@ -1,0 +1,86 @@
+// A chat page written against the Express + Socket.IO stub's contract, unchanged for threadline:
+// REST for history and posting, `thread:join` + `message:new` over Socket.IO at path /ws.
+//
+// URL parameters: ?thread=<id>&user=<id>&server=<origin> (all optional).
+(async () => {
+  const params = new URLSearchParams(location.search);
+  const server = params.get("server") || location.origin;
+  const user = params.get("user") || "guest-" + Math.random().toString(36).slice(2, 8);
+  const list = document.getElementById("messages");
+  const status = document.getElementById("status");
+  const shown = new Set();
+
+  const api = async (method, path, body) => {
+    const res = await fetch(server + path, {
+      method,
+      headers: { "content-type": "application/json", "x-user-id": user },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const json = await res.json();
+    if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${json.error}`);
+    return json;
+  };
+
+  let threadId = params.get("thread");
+  if (!threadId) {
+    const thread = await api("POST", "/api/threads", { title: "Demo", memberIds: [user, "demo"] });
+    threadId = thread.id;
+    params.set("thread", threadId);
+    history.replaceState(null, "", "?" + params);
+  }
+  document.getElementById("thread-id").textContent = threadId;
+  document.getElementById("user-id").textContent = user;
+
+  const show = (message) => {
+    if (shown.has(message.id)) return; // history and live events may overlap
+    shown.add(message.id);
+    const li = document.createElement("li");
+    li.dataset.id = message.id;
+    li.className = message.authorId === user ? "mine" : "";
+    const author = document.createElement("span");
+    author.className = "author";
+    author.textContent = message.authorId;
+    const body = document.createElement("span");
+    body.className = "body";
+    body.textContent = message.body;
+    li.append(author, body);
+    list.append(li);
+    list.scrollTop = list.scrollHeight;
+  };
+
+  // Full history, oldest first, following nextCursor.
+  let cursor = null;
+  do {
+    const q = cursor ? `?limit=200&cursor=${encodeURIComponent(cursor)}` : "?limit=200";
+    const page = await api("GET", `/api/threads/${threadId}/messages${q}`);
+    page.messages.forEach(show);
+    cursor = page.nextCursor;
+  } while (cursor);
+
+  const socket = io(server, { path: "/ws" });
+  // Join on every (re)connect: rooms do not survive a new session.
+  socket.on("connect", () => {
+    socket.emit("thread:join", { threadId }, (ack) => {
+      status.textContent = ack && ack.ok ? "live" : "join failed: " + (ack && ack.error);
+      document.body.dataset.state = ack && ack.ok ? "joined" : "error";
+    });
+  });
+  socket.on("disconnect", () => {
+    status.textContent = "reconnecting…";
+    document.body.dataset.state = "disconnected";
+  });
+  socket.on("message:new", ({ message }) => show(message));
+
+  document.getElementById("composer").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const input = document.getElementById("body");
+    const text = input.value;
+    if (!text.trim()) return;
+    input.value = "";
+    const { message } = await api("POST", `/api/threads/${threadId}/messages`, { body: text });
+    show(message);
+  });
+})().catch((err) => {
+  document.getElementById("status").textContent = String(err);
+  document.body.dataset.state = "error";
+});

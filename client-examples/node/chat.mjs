@@ -1,0 +1,58 @@
+// The seed's hook-up notes, in Node: join a thread's room and print every `message:new`.
+//
+//   node node/chat.mjs [server] [threadId] [--say "text"] [--once]
+//
+// Without a thread id it creates one. `--say` posts a message over REST once joined;
+// `--once` exits after the first message arrives (used by the test suite).
+import { io } from "socket.io-client";
+
+const args = process.argv.slice(2);
+const flag = (name) => {
+  const i = args.indexOf(name);
+  if (i === -1) return undefined;
+  const [, value] = args.splice(i, 2);
+  return value;
+};
+const once = args.includes("--once") && args.splice(args.indexOf("--once"), 1);
+const say = flag("--say");
+const server = args[0] || "http://localhost:5000";
+let threadId = args[1];
+
+if (!threadId) {
+  const res = await fetch(`${server}/api/threads`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ title: "From Node", memberIds: ["node-client", "demo"] }),
+  });
+  threadId = (await res.json()).id;
+  console.log(`created thread ${threadId}`);
+}
+
+const socket = io(server, { path: "/ws" });
+
+socket.on("connect", () => {
+  socket.emit("thread:join", { threadId }, async (ack) => {
+    if (!ack || !ack.ok) {
+      console.error("join failed:", ack);
+      process.exit(1);
+    }
+    console.log(`joined thread:${threadId}`);
+    if (say) {
+      await fetch(`${server}/api/threads/${threadId}/messages`, {
+        method: "POST",
+        headers: { "content-type": "application/json", "x-user-id": "node-client" },
+        body: JSON.stringify({ body: say }),
+      });
+    }
+  });
+});
+
+socket.on("message:new", ({ message }) => {
+  console.log(`message:new ${message.id} ${message.authorId}: ${message.body}`);
+  if (once) {
+    socket.close();
+    process.exit(0);
+  }
+});
+
+socket.on("connect_error", (err) => console.error("connect_error:", err.message));

@@ -1,0 +1,45 @@
+// Upload a file, then poll the stub's status route until it is ready, then download it.
+//
+//   node polling/upload-and-poll.mjs <file> [server]
+import { readFile } from "node:fs/promises";
+import { basename } from "node:path";
+
+const [file, server = "http://localhost:5000"] = process.argv.slice(2);
+if (!file) {
+  console.error("usage: node polling/upload-and-poll.mjs <file> [server]");
+  process.exit(2);
+}
+
+const bytes = await readFile(file);
+const form = new FormData();
+form.append("file", new Blob([bytes]), basename(file));
+const res = await fetch(`${server}/api/files`, { method: "POST", body: form });
+const uploaded = await res.json();
+if (res.status !== 201) {
+  console.error("upload failed:", res.status, uploaded);
+  process.exit(1);
+}
+console.log(`uploaded ${uploaded.id} (${uploaded.status})`);
+
+let status = uploaded;
+for (let attempt = 0; status.status === "processing"; attempt++) {
+  if (attempt === 100) {
+    console.error("still processing after 100 polls");
+    process.exit(1);
+  }
+  await new Promise((r) => setTimeout(r, 100));
+  status = await (await fetch(`${server}/api/files/${uploaded.id}/status`)).json();
+}
+if (status.status !== "ready") {
+  console.error("file failed:", status);
+  process.exit(1);
+}
+console.log(`ready: ${JSON.stringify(status)}`);
+
+const download = await fetch(server + status.url);
+const downloaded = Buffer.from(await download.arrayBuffer());
+if (!downloaded.equals(bytes)) {
+  console.error("downloaded bytes differ from the upload");
+  process.exit(1);
+}
+console.log(`downloaded ${downloaded.length} bytes, identical`);

@@ -1,0 +1,82 @@
+// The client examples, run as their users would: the Node client and the polling uploader with
+// node, the browser chat page in headless Chromium.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
+import { writeFileSync, mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { chromium } from "playwright-core";
+import { ROOT, startServer, createThread, postMessage, api } from "./harness.mjs";
+
+const run = promisify(execFile);
+const EXAMPLES = join(ROOT, "client-examples");
+
+let server;
+before(async () => (server = await startServer()));
+after(async () => server.stop());
+
+test("node client: joins, posts, and prints the message:new it receives", async () => {
+  const threadId = await createThread(server);
+  const { stdout } = await run(
+    "node",
+    ["node/chat.mjs", server.url, threadId, "--say", "hello from the example", "--once"],
+    { cwd: EXAMPLES, timeout: 20000 },
+  );
+  assert.match(stdout, new RegExp(`joined thread:${threadId}`));
+  assert.match(stdout, /message:new \S+ node-client: hello from the example/);
+});
+
+test("polling client: uploads, polls status until ready, downloads identical bytes", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "threadline-upload-"));
+  const file = join(dir, "report.bin");
+  writeFileSync(file, Buffer.alloc(2 * 1024 * 1024, 7));
+  const { stdout } = await run("node", ["polling/upload-and-poll.mjs", file, server.url], {
+    cwd: EXAMPLES,
+    timeout: 20000,
+  });
+  assert.match(stdout, /"status":"ready"/);
+  assert.match(stdout, /downloaded 2097152 bytes, identical/);
+});
+
+test("browser page: loads history, shows live messages, posts", async () => {
+  const threadId = await createThread(server, ["web-user", "other"]);
+  const earlier = await postMessage(server, threadId, "from before the page loaded");
+  const browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+    args: [
+      "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+      "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    ],
+  });
+  try {
+    const page = await browser.newPage();
+    const errors = [];
+    page.on("pageerror", (e) => errors.push(String(e)));
+    await page.goto(`${server.url}/demo/?thread=${threadId}&user=web-user`);
+    await page.waitForSelector("body[data-state=joined]", { timeout: 15000 });
+    assert.equal(await page.textContent(`li[data-id="${earlier.id}"] .body`), earlier.body);
+
+    // Live: a message posted by someone else over REST appears.
+    const live = await postMessage(server, threadId, "live from REST", { "x-user-id": "other" });
+    await page.waitForSelector(`li[data-id="${live.id}"]`, { timeout: 10000 });
+
+    // Posting from the page stores the message and shows it once.
+    await page.fill("#body", "typed in the browser");
+    await page.press("#body", "Enter");
+    let stored;
+    for (let i = 0; i < 100 && !stored; i++) {
+      const history = await api(server, "GET", `/api/threads/${threadId}/messages`);
+      stored = history.body.messages.find((m) => m.body === "typed in the browser");
+      if (!stored) await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.ok(stored, "the page's message was stored");
+    assert.equal(stored.authorId, "web-user");
+    await page.waitForSelector(`li[data-id="${stored.id}"]`, { timeout: 10000 });
+    assert.equal(await page.locator(`li[data-id="${stored.id}"]`).count(), 1, "shown once");
+    assert.deepEqual(errors, []);
+  } finally {
+    await browser.close();
+  }
+});
