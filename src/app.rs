@@ -19,6 +19,11 @@ pub struct App {
 impl App {
     pub async fn build(config: Config, store: Arc<dyn Store>) -> io::Result<Self> {
         let blobs = Blobs::open(&config.data_dir).await?;
+        if config.demo {
+            crate::demo::seed(store.as_ref())
+                .await
+                .map_err(|e| io::Error::other(format!("loading the demo data: {e}")))?;
+        }
         let state = AppState::new(config, store, blobs);
         let config = &state.config;
 

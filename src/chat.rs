@@ -20,6 +20,12 @@ use crate::{
     views::MessageView,
 };
 
+/// A stored message and its threads-API shape (what was broadcast).
+pub struct Posted {
+    pub message: Message,
+    pub view: MessageView,
+}
+
 pub struct Chat {
     store: Arc<dyn Store>,
     /// Set once at start-up: the Socket.IO server is built after the state it carries.
@@ -49,7 +55,7 @@ impl Chat {
     }
 
     /// Stores a new message in `thread` and broadcasts it to the thread's room.
-    pub async fn post(&self, thread: &ThreadId, new: NewMessage) -> Result<MessageView> {
+    pub async fn post(&self, thread: &ThreadId, new: NewMessage) -> Result<Posted> {
         let files = self.files_for(&new.file_ids).await.map_err(|e| match e {
             ApiError::NotFound(_) => {
                 ApiError::bad_request("unknown_file", "a fileId does not name an uploaded file")
@@ -72,7 +78,7 @@ impl Chat {
         if let Some(io) = self.io.get() {
             realtime::broadcast_new_message(io, &view).await;
         }
-        Ok(view)
+        Ok(Posted { message, view })
     }
 
     /// Shapes stored messages, fetching their files in one call.

@@ -49,6 +49,11 @@ pub struct Config {
     #[arg(long, env = "THREADLINE_DEMO_DIR", default_value = "client-examples")]
     pub demo_dir: PathBuf,
 
+    /// Start with the messenger README's sample accounts, conversations and messages.
+    /// (`THREADLINE_DEMO=1`, `true`, `yes` or `on` in the environment).
+    #[arg(long, env = "THREADLINE_DEMO", value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::SetTrue)]
+    pub demo: bool,
+
     /// Worker threads for the async runtime (default: one per core).
     #[arg(long, env = "THREADLINE_WORKERS")]
     pub workers: Option<usize>,

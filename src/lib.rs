@@ -12,8 +12,10 @@
 //! - [`domain`]: ids, threads, messages, accounts, files: validated types.
 //! - [`store`]: the `Store` trait and its backends (in-memory by default).
 //! - [`blobs`]: uploaded bytes on disk.
+//! - [`demo`]: the messenger README's sample world (`--demo`).
 //! - [`chat`]: where a message is created, stored and broadcast.
 //! - [`views`]: the JSON shapes clients see, shared by REST and Socket.IO.
+//! - [`pagination`]: the accounts API's bidirectional cursors.
 //! - [`http`]: REST routes, one module per resource.
 //! - [`realtime`]: Socket.IO events at `/ws`.
 
@@ -21,9 +23,11 @@ pub mod app;
 pub mod blobs;
 pub mod chat;
 pub mod config;
+pub mod demo;
 pub mod domain;
 pub mod error;
 pub mod http;
+pub mod pagination;
 pub mod realtime;
 pub mod state;
 pub mod store;

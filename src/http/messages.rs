@@ -109,8 +109,13 @@ async fn create(
         .collect::<Result<Vec<_>, _>>()
         .map_err(|_| ApiError::bad_request("unknown_file", "a fileId is not a valid id"))?;
     let new = NewMessage::new(author, req.body.as_deref(), file_ids).map_err(message_error)?;
-    let message = state.chat.post(&thread, new).await?;
-    Ok((StatusCode::CREATED, Json(Created { message })))
+    let posted = state.chat.post(&thread, new).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(Created {
+            message: posted.view,
+        }),
+    ))
 }
 
 pub fn message_error(e: MessageError) -> ApiError {

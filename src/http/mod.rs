@@ -1,6 +1,8 @@
 //! The REST API: one module per resource, each exposing `router()`, merged here with the
 //! cross-cutting layers (request logging, body limits, JSON 404/405).
 
+pub mod accounts;
+pub mod conversations;
 pub mod extract;
 pub mod files;
 pub mod health;
@@ -28,6 +30,8 @@ pub fn router(state: AppState) -> Router {
         .merge(health::router())
         .merge(threads::router())
         .merge(messages::router())
+        .merge(accounts::router())
+        .merge(conversations::router())
         .merge(files::router(config.max_upload_bytes))
         .route_service(
             "/demo/vendor/socket.io.min.js",

@@ -1,0 +1,223 @@
+//! Conversations of the messenger API. A conversation *is* a thread: both APIs and every
+//! Socket.IO client see the same threads, messages and rooms.
+//!
+//! Every route is served under the README's long paths (`/api/account/:account_id/...`) and its
+//! short ones (`/api/:account_id/conversation...`).
+
+use std::collections::HashMap;
+
+use axum::{Router, extract::State, http::StatusCode, routing::get};
+use serde::Deserialize;
+
+use super::{
+    accounts::account,
+    extract::{Json, Path, Query},
+    messages::message_error,
+};
+use crate::{
+    domain::{Account, MemberSet, MessageId, NewMessage, Thread, ThreadId, Timestamp, UserId},
+    error::{ApiError, Result},
+    pagination::{PageRequest, Paginated},
+    state::AppState,
+    store::StoreError,
+    views::{AccountView, ChatMessageView, ConversationView},
+};
+
+pub fn router() -> Router<AppState> {
+    let list_or_create = || get(list).post(create);
+    let messages = || get(list_messages).post(post_message);
+    Router::new()
+        .route("/api/account/{account_id}/conversations", list_or_create())
+        .route(
+            "/api/account/{account_id}/conversation/{conversation_id}",
+            get(show),
+        )
+        .route(
+            "/api/account/{account_id}/conversation/{conversation_id}/messages",
+            messages(),
+        )
+        // The README's short forms.
+        .route("/api/{account_id}/conversation", list_or_create())
+        .route(
+            "/api/{account_id}/conversation/{conversation_id}",
+            get(show),
+        )
+        .route(
+            "/api/{account_id}/conversation/{conversation_id}/messages",
+            messages(),
+        )
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PageParams {
+    page_size: Option<String>,
+    cursor: Option<String>,
+}
+
+/// The account and the conversation it asks for: 404 for unknown ones, 403 when the account
+/// does not take part.
+async fn conversation(state: &AppState, account_id: &str, id: &str) -> Result<(Account, Thread)> {
+    let account = account(state, account_id).await?;
+    let not_found = || ApiError::NotFound("conversation_not_found");
+    let id = ThreadId::parse(id).map_err(|_| not_found())?;
+    let thread = match state.store.thread(&id).await {
+        Err(StoreError::ThreadNotFound) => return Err(not_found()),
+        other => other?,
+    };
+    if !thread.has_member(&account.id) {
+        return Err(ApiError::Forbidden("not_a_participant"));
+    }
+    Ok((account, thread))
+}
+
+async fn conversation_view(state: &AppState, thread: &Thread) -> Result<ConversationView> {
+    let last = state.store.last_message(&thread.id).await?;
+    let mut ids = thread.member_ids.clone();
+    ids.extend(last.as_ref().map(|m| m.author_id.clone()));
+    let names = state.store.account_names(&ids).await?;
+    Ok(ConversationView {
+        id: thread.id.to_string(),
+        participants: thread
+            .member_ids
+            .iter()
+            .map(|id| AccountView::of(id, &names))
+            .collect(),
+        last_message: last.as_ref().map(|m| ChatMessageView::new(m, &names)),
+    })
+}
+
+/// `GET /api/account/:account_id/conversations?pageSize=&cursor=` → `Paginated<Conversation>`,
+/// most recently active first.
+async fn list(
+    State(state): State<AppState>,
+    Path(account_id): Path<String>,
+    Query(params): Query<PageParams>,
+) -> Result<Json<Paginated<ConversationView>>> {
+    let account = account(&state, &account_id).await?;
+    let request = PageRequest::parse(
+        params.page_size.as_deref(),
+        params.cursor.as_deref(),
+        |raw| ThreadId::parse(raw).ok(),
+    )?;
+    let window = state
+        .store
+        .threads_of(&account.id, request.anchor.clone(), request.limit)
+        .await?;
+    let mut views = HashMap::new();
+    for thread in &window.items {
+        views.insert(thread.id.clone(), conversation_view(&state, thread).await?);
+    }
+    Ok(Json(Paginated::new(
+        window,
+        &request,
+        |t| t.id.as_str(),
+        |t| views.remove(&t.id).expect("a view for every row"),
+    )))
+}
+
+#[derive(Deserialize)]
+struct WithParams {
+    with: Option<String>,
+}
+
+/// `POST /api/account/:account_id/conversations?with=<account_id>` → 201 with a new
+/// conversation, or 200 with the existing one between the two.
+async fn create(
+    State(state): State<AppState>,
+    Path(account_id): Path<String>,
+    Query(params): Query<WithParams>,
+) -> Result<(StatusCode, Json<ConversationView>)> {
+    let account = account(&state, &account_id).await?;
+    let with = match params.with.as_deref().map(str::trim) {
+        None | Some("") => {
+            return Err(ApiError::bad_request(
+                "missing_with",
+                "name the other account with ?with=<account_id>",
+            ));
+        }
+        Some(raw) => super::accounts::account(&state, raw).await?,
+    };
+    if with.id == account.id {
+        return Err(ApiError::bad_request(
+            "invalid_with",
+            "a conversation needs another account",
+        ));
+    }
+    let members = MemberSet::new([account.id.clone(), with.id.clone()])
+        .map_err(|_| ApiError::Internal("two distinct members form a member set".into()))?;
+    let now = Timestamp::now();
+    let thread = Thread {
+        id: ThreadId::generate(),
+        title: None,
+        member_ids: members.listed().to_vec(),
+        created_at: now,
+        updated_at: now,
+    };
+    let (thread, created) = state.store.create_or_resolve_thread(thread).await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(conversation_view(&state, &thread).await?)))
+}
+
+/// `GET /api/account/:account_id/conversation/:conversation_id` → Conversation.
+async fn show(
+    State(state): State<AppState>,
+    Path((account_id, id)): Path<(String, String)>,
+) -> Result<Json<ConversationView>> {
+    let (_, thread) = conversation(&state, &account_id, &id).await?;
+    Ok(Json(conversation_view(&state, &thread).await?))
+}
+
+/// `GET /api/account/:account_id/conversation/:conversation_id/messages?pageSize=&cursor=` →
+/// `Paginated<Message>`.
+async fn list_messages(
+    State(state): State<AppState>,
+    Path((account_id, id)): Path<(String, String)>,
+    Query(params): Query<PageParams>,
+) -> Result<Json<Paginated<ChatMessageView>>> {
+    let (_, thread) = conversation(&state, &account_id, &id).await?;
+    let request = PageRequest::parse(
+        params.page_size.as_deref(),
+        params.cursor.as_deref(),
+        |raw| MessageId::parse(raw).ok(),
+    )?;
+    let window = state
+        .store
+        .messages(&thread.id, request.anchor.clone(), request.limit)
+        .await?;
+    let authors: Vec<UserId> = window.items.iter().map(|m| m.author_id.clone()).collect();
+    let names = state.store.account_names(&authors).await?;
+    Ok(Json(Paginated::new(
+        window,
+        &request,
+        |m| m.id.as_str(),
+        |m| ChatMessageView::new(m, &names),
+    )))
+}
+
+#[derive(Deserialize)]
+struct PostText {
+    text: String,
+}
+
+/// `POST /api/account/:account_id/conversation/:conversation_id/messages {text}` → 201 Message,
+/// sent by the account and broadcast as `message:new` (threads-API shape) to the thread's room.
+async fn post_message(
+    State(state): State<AppState>,
+    Path((account_id, id)): Path<(String, String)>,
+    Json(req): Json<PostText>,
+) -> Result<(StatusCode, Json<ChatMessageView>)> {
+    let (account, thread) = conversation(&state, &account_id, &id).await?;
+    let new =
+        NewMessage::new(account.id.clone(), Some(&req.text), vec![]).map_err(message_error)?;
+    let posted = state.chat.post(&thread.id, new).await?;
+    let names = HashMap::from([(account.id.clone(), account.name.clone())]);
+    Ok((
+        StatusCode::CREATED,
+        Json(ChatMessageView::new(&posted.message, &names)),
+    ))
+}

@@ -1,0 +1,450 @@
+//! The messenger README's accounts and conversations API, over the same store as the threads API.
+
+mod common;
+
+use common::{TestApp, spawn_app};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+async fn account(app: &TestApp, name: &str) -> String {
+    let reply = app
+        .post_json("/api/accounts", json!({ "name": name }))
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{reply:?}");
+    reply.body["id"].as_str().unwrap().to_owned()
+}
+
+async fn conversation(app: &TestApp, me: &str, with: &str) -> String {
+    let reply = app
+        .send(
+            app.http
+                .post(app.url(&format!("/api/account/{me}/conversations?with={with}"))),
+        )
+        .await;
+    assert!(reply.status.is_success(), "{reply:?}");
+    reply.body["id"].as_str().unwrap().to_owned()
+}
+
+async fn say(app: &TestApp, me: &str, conv: &str, text: &str) -> Value {
+    let reply = app
+        .post_json(
+            &format!("/api/account/{me}/conversation/{conv}/messages"),
+            json!({ "text": text }),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{reply:?}");
+    reply.body
+}
+
+fn cursor(sort: &str, last_seen: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .encode(format!(r#"{{"sort":"{sort}","lastSeen":"{last_seen}"}}"#))
+}
+
+#[tokio::test]
+async fn accounts_are_created_listed_and_read() {
+    let app = spawn_app().await;
+    let a = account(&app, "  Ada ").await;
+    let b = account(&app, "Bob").await;
+    assert_eq!(
+        (a.as_str(), b.as_str()),
+        ("1", "2"),
+        "decimal ids in creation order"
+    );
+    assert_eq!(
+        app.get("/api/accounts").await.body,
+        json!({"accounts": [{"id": "1", "name": "Ada"}, {"id": "2", "name": "Bob"}]})
+    );
+    assert_eq!(
+        app.get("/api/account/2").await.body,
+        json!({"id": "2", "name": "Bob"})
+    );
+    let missing = app.get("/api/account/99").await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    assert_eq!(missing.body, json!({"error": "account_not_found"}));
+}
+
+#[tokio::test]
+async fn bad_account_names_are_400() {
+    let app = spawn_app().await;
+    for body in [json!({"name": "   "}), json!({"name": "x".repeat(101)})] {
+        let reply = app.post_json("/api/accounts", body).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+        assert_eq!(reply.error_code(), "invalid_name");
+    }
+    for body in [json!({}), json!({"name": 5}), json!("Ada")] {
+        let reply = app.post_json("/api/accounts", body).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+        assert_eq!(reply.error_code(), "invalid_body");
+    }
+}
+
+#[tokio::test]
+async fn creating_a_conversation_resolves_the_existing_one() {
+    let app = spawn_app().await;
+    let (a, b) = (account(&app, "A").await, account(&app, "B").await);
+    let path = format!("/api/account/{a}/conversations?with={b}");
+    let first = app.send(app.http.post(app.url(&path))).await;
+    assert_eq!(first.status, StatusCode::CREATED);
+    assert_eq!(
+        first.body,
+        json!({"id": first.body["id"], "participants": [{"id": a, "name": "A"}, {"id": b, "name": "B"}]}),
+        "no lastMessage while there is none"
+    );
+    let back = app
+        .send(
+            app.http
+                .post(app.url(&format!("/api/account/{b}/conversations?with={a}"))),
+        )
+        .await;
+    assert_eq!(back.status, StatusCode::OK);
+    assert_eq!(back.body["id"], first.body["id"]);
+    // The threads API resolves the same member set to the same thread.
+    let thread = app
+        .post_json("/api/threads", json!({"memberIds": [b, a]}))
+        .await;
+    assert_eq!(thread.status, StatusCode::OK);
+    assert_eq!(thread.body["id"], first.body["id"]);
+    assert_eq!(thread.body["memberNames"], json!(["A", "B"]));
+}
+
+#[tokio::test]
+async fn bad_conversation_requests_are_4xx() {
+    let app = spawn_app().await;
+    let (a, b) = (account(&app, "A").await, account(&app, "B").await);
+    let c = account(&app, "C").await;
+    let conv = conversation(&app, &a, &b).await;
+    let post = |path: String| app.send(app.http.post(app.url(&path)));
+
+    let cases = [
+        (
+            post(format!("/api/account/{a}/conversations")).await,
+            400,
+            "missing_with",
+        ),
+        (
+            post(format!("/api/account/{a}/conversations?with=")).await,
+            400,
+            "missing_with",
+        ),
+        (
+            post(format!("/api/account/{a}/conversations?with={a}")).await,
+            400,
+            "invalid_with",
+        ),
+        (
+            post(format!("/api/account/{a}/conversations?with=77")).await,
+            404,
+            "account_not_found",
+        ),
+        (
+            post(format!("/api/account/77/conversations?with={a}")).await,
+            404,
+            "account_not_found",
+        ),
+        (
+            app.get(&format!("/api/account/{a}/conversation/nope"))
+                .await,
+            404,
+            "conversation_not_found",
+        ),
+        (
+            app.get(&format!("/api/account/77/conversation/{conv}"))
+                .await,
+            404,
+            "account_not_found",
+        ),
+        (
+            app.get(&format!("/api/account/{c}/conversation/{conv}"))
+                .await,
+            403,
+            "not_a_participant",
+        ),
+        (
+            app.get(&format!("/api/account/{c}/conversation/{conv}/messages"))
+                .await,
+            403,
+            "not_a_participant",
+        ),
+        (
+            app.get(&format!("/api/{c}/conversation/{conv}/messages"))
+                .await,
+            403,
+            "not_a_participant",
+        ),
+        (
+            app.post_json(
+                &format!("/api/account/{c}/conversation/{conv}/messages"),
+                json!({"text": "x"}),
+            )
+            .await,
+            403,
+            "not_a_participant",
+        ),
+        (
+            app.post_json(
+                &format!("/api/account/{a}/conversation/{conv}/messages"),
+                json!({"text": "  "}),
+            )
+            .await,
+            400,
+            "empty_message",
+        ),
+        (
+            app.post_json(
+                &format!("/api/account/{a}/conversation/{conv}/messages"),
+                json!({"text": 3}),
+            )
+            .await,
+            400,
+            "invalid_body",
+        ),
+        (
+            app.post_json(
+                &format!("/api/account/{a}/conversation/{conv}/messages"),
+                json!({}),
+            )
+            .await,
+            400,
+            "invalid_body",
+        ),
+    ];
+    for (i, (reply, status, code)) in cases.iter().enumerate() {
+        assert_eq!(reply.status.as_u16(), *status, "case {i}: {reply:?}");
+        assert_eq!(reply.error_code(), *code, "case {i}");
+    }
+}
+
+#[tokio::test]
+async fn bad_cursors_and_page_sizes_are_400() {
+    let app = spawn_app().await;
+    let (a, b) = (account(&app, "A").await, account(&app, "B").await);
+    let c = account(&app, "C").await;
+    let conv = conversation(&app, &a, &b).await;
+    let other = conversation(&app, &a, &c).await;
+    say(&app, &a, &conv, "here").await;
+    let foreign = say(&app, &a, &other, "elsewhere").await;
+    let base = format!("/api/account/{a}/conversation/{conv}/messages");
+
+    use base64::Engine;
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let bad_cursors = [
+        "%%%not-base64".to_owned(),
+        b64("not json"),
+        b64(r#"{"sort":"SIDEWAYS","lastSeen":"1"}"#),
+        b64(r#"{"lastSeen":"1"}"#),
+        b64(r#"{"sort":"NEWEST_FIRST","lastSeen":7}"#),
+        cursor("NEWEST_FIRST", "no-such-message"),
+        cursor("OLDEST_FIRST", foreign["id"].as_str().unwrap()),
+        cursor("NEWEST_FIRST", "bad id with spaces"),
+    ];
+    for bad in &bad_cursors {
+        let q = url_encode(bad);
+        let reply = app.get(&format!("{base}?cursor={q}")).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{bad}");
+        assert_eq!(reply.body["error"], "invalid_cursor", "{bad}");
+    }
+    let conv_list = app
+        .get(&format!(
+            "/api/account/{b}/conversations?cursor={}",
+            url_encode(&cursor("NEWEST_FIRST", &other))
+        ))
+        .await;
+    assert_eq!(
+        conv_list.status,
+        StatusCode::BAD_REQUEST,
+        "B is not in the A–C conversation"
+    );
+    assert_eq!(conv_list.error_code(), "invalid_cursor");
+
+    for size in ["0", "-2", "ten", "2.5"] {
+        let reply = app.get(&format!("{base}?pageSize={size}")).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{size}");
+        assert_eq!(reply.error_code(), "invalid_page_size");
+    }
+    let capped = app.get(&format!("{base}?pageSize=100000")).await;
+    assert_eq!(capped.status, StatusCode::OK);
+}
+
+async fn conversation_ids(app: &TestApp, account: &str) -> Vec<String> {
+    app.get(&format!("/api/account/{account}/conversations"))
+        .await
+        .body["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn walks_in_both_directions_cover_the_conversation_once() {
+    let app = spawn_app().await;
+    let (a, b) = (account(&app, "A").await, account(&app, "B").await);
+    let conv = conversation(&app, &a, &b).await;
+    let mut all = Vec::new();
+    for i in 0..23 {
+        all.push(
+            say(
+                &app,
+                if i % 2 == 0 { &a } else { &b },
+                &conv,
+                &format!("m{i}"),
+            )
+            .await["id"]
+                .clone(),
+        );
+    }
+    let base = format!("/api/{a}/conversation/{conv}/messages?pageSize=5");
+    let first = app.get(&base).await;
+    assert_eq!(first.body["sort"], "NEWEST_FIRST");
+    let mut seen: Vec<Value> = first.body["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].clone())
+        .collect();
+    let mut next = first.body["cursor_next"].clone();
+    while let Some(c) = next.as_str() {
+        let page = app.get(&format!("{base}&cursor={}", url_encode(c))).await;
+        assert_eq!(page.body["sort"], "OLDEST_FIRST");
+        let rows: Vec<Value> = page.body["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["id"].clone())
+            .collect();
+        seen.extend(rows.into_iter().rev());
+        next = page.body["cursor_next"].clone();
+    }
+    let mut newest_first = all.clone();
+    newest_first.reverse();
+    assert_eq!(
+        seen, newest_first,
+        "older walk: every message once, then null"
+    );
+
+    // Newer walk from the first page picks up messages created after it was read.
+    let later: Vec<Value> = {
+        let mut v = Vec::new();
+        for i in 0..7 {
+            v.push(say(&app, &a, &conv, &format!("late{i}")).await["id"].clone());
+        }
+        v
+    };
+    let mut prev = first.body["cursor_prev"].clone();
+    let mut newer = Vec::new();
+    loop {
+        let page = app
+            .get(&format!(
+                "{base}&cursor={}",
+                url_encode(prev.as_str().unwrap())
+            ))
+            .await;
+        let rows: Vec<Value> = page.body["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["id"].clone())
+            .collect();
+        prev = page.body["cursor_prev"].clone();
+        if rows.is_empty() {
+            break;
+        }
+        newer.extend(rows.into_iter().rev());
+    }
+    assert_eq!(
+        newer, later,
+        "newer walk: exactly the new messages, oldest first"
+    );
+}
+
+#[tokio::test]
+async fn conversations_list_most_recent_first_and_messages_cross_apis() {
+    let app = spawn_app().await;
+    let a = account(&app, "A").await;
+    let (b, c, d) = (
+        account(&app, "B").await,
+        account(&app, "C").await,
+        account(&app, "D").await,
+    );
+    let ab = conversation(&app, &a, &b).await;
+    let ac = conversation(&app, &a, &c).await;
+    let ad = conversation(&app, &a, &d).await;
+    assert_eq!(
+        conversation_ids(&app, &a).await,
+        [ad.clone(), ac.clone(), ab.clone()]
+    );
+
+    // A message through the *threads* API moves the conversation to the top and shows up here.
+    let via_threads = app
+        .send(
+            app.http
+                .post(app.url(&format!("/api/threads/{ab}/messages")))
+                .header("x-user-id", b.as_str())
+                .json(&json!({"body": "through the threads API"})),
+        )
+        .await;
+    assert_eq!(via_threads.status, StatusCode::CREATED);
+    assert_eq!(
+        conversation_ids(&app, &a).await,
+        [ab.clone(), ad.clone(), ac.clone()]
+    );
+    let conv = app
+        .get(&format!("/api/account/{a}/conversation/{ab}"))
+        .await;
+    assert_eq!(
+        conv.body["lastMessage"],
+        json!({
+            "id": via_threads.body["message"]["id"],
+            "sender": {"id": b, "name": "B"},
+            "text": "through the threads API",
+            "ts": conv.body["lastMessage"]["ts"],
+        })
+    );
+    // And a message through this API is in the threads API's history, same id and text.
+    let said = say(&app, &a, &ac, "through the accounts API").await;
+    let history = app.all_messages(&ac, 50).await;
+    assert_eq!(history.last().unwrap()["id"], said["id"]);
+    assert_eq!(history.last().unwrap()["body"], "through the accounts API");
+    assert_eq!(history.last().unwrap()["authorId"], a.as_str());
+    let ts = said["ts"].as_i64().unwrap();
+    let created = history.last().unwrap()["createdAt"].as_str().unwrap();
+    assert_eq!(
+        threadline::domain::Timestamp::from_millis(ts).to_iso(),
+        created,
+        "ts and createdAt are the same instant"
+    );
+
+    // Conversation pages walk in activity order.
+    let page = app.get(&format!("/api/{a}/conversation?pageSize=2")).await;
+    let ids: Vec<&str> = page.body["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [ac.as_str(), ab.as_str()]);
+    let older = app
+        .get(&format!(
+            "/api/{a}/conversation?pageSize=2&cursor={}",
+            url_encode(page.body["cursor_next"].as_str().unwrap())
+        ))
+        .await;
+    assert_eq!(older.body["rows"][0]["id"], ad.as_str());
+    assert_eq!(
+        older.body["cursor_next"],
+        Value::Null,
+        "the end is explicit"
+    );
+}
