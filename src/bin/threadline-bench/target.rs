@@ -1,0 +1,106 @@
+//! The servers under test: started as child processes, measured through `/proc`.
+
+use std::{
+    io::{BufRead, BufReader},
+    net::SocketAddr,
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+};
+
+use crate::Result;
+
+pub struct Target {
+    pub name: &'static str,
+    pub addr: SocketAddr,
+    child: Child,
+    _data: Option<TempDir>,
+}
+
+/// A scratch directory removed on drop (threadline's `--data-dir`).
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+impl Target {
+    pub fn threadline(bin: &str, extra: &[String]) -> Result<Self> {
+        let dir = std::env::temp_dir().join(format!("threadline-bench-{}", std::process::id()));
+        let mut cmd = Command::new(bin);
+        cmd.args(["--host", "127.0.0.1", "--port", "0", "--data-dir"])
+            .arg(&dir)
+            .args(extra)
+            .env("RUST_LOG", "warn");
+        let mut target = Self::spawn("threadline", cmd)?;
+        target._data = Some(TempDir(dir));
+        Ok(target)
+    }
+
+    pub fn node(script: &str) -> Result<Self> {
+        let mut cmd = Command::new("node");
+        cmd.arg(script).env("PORT", "0").env("HOST", "127.0.0.1");
+        Self::spawn("node stub", cmd)
+    }
+
+    fn spawn(name: &'static str, mut cmd: Command) -> Result<Self> {
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| format!("starting {name}: {e}"))?;
+        let stdout = child.stdout.take().ok_or("no stdout")?;
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line)?;
+        let url = line
+            .trim()
+            .strip_prefix("listening on http://")
+            .ok_or_else(|| format!("{name} printed {line:?}"))?;
+        Ok(Self {
+            name,
+            addr: url.parse()?,
+            child,
+            _data: None,
+        })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Resident set size, bytes.
+    pub fn rss(&self) -> u64 {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map(|kb| kb * 1024)
+            .unwrap_or(0)
+    }
+
+    /// User + system CPU time consumed so far, seconds.
+    pub fn cpu_seconds(&self) -> f64 {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap_or_default();
+        // Fields after the parenthesised command name: state is field 3, utime 14, stime 15.
+        let after = stat.rsplit_once(") ").map(|(_, rest)| rest).unwrap_or("");
+        let fields: Vec<&str> = after.split_whitespace().collect();
+        let ticks = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|f| f.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        (ticks(11) + ticks(12)) / 100.0
+    }
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
