@@ -2,6 +2,7 @@
 
 pub mod events;
 pub mod rooms;
+pub mod transport;
 
 use std::convert::Infallible;
 
