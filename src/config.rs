@@ -54,7 +54,8 @@ pub struct Config {
     #[arg(long, env = "THREADLINE_DEMO", value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::SetTrue)]
     pub demo: bool,
 
-    /// Worker threads for the async runtime (default: one per core).
+    /// Worker threads for the async runtime (default: one per core; 1 runs everything on one
+    /// thread with tokio's current-thread scheduler).
     #[arg(long, env = "THREADLINE_WORKERS")]
     pub workers: Option<usize>,
 

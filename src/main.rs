@@ -11,10 +11,16 @@ use threadline::{
 fn main() -> ExitCode {
     let config = Config::parse();
     telemetry::init(config.log_format);
-    let mut runtime = tokio::runtime::Builder::new_multi_thread();
-    if let Some(workers) = config.workers {
-        runtime.worker_threads(workers.max(1));
-    }
+    // One worker means the current-thread scheduler: no work stealing, no cross-thread wakeups.
+    let mut runtime = match config.workers {
+        Some(0 | 1) => tokio::runtime::Builder::new_current_thread(),
+        Some(workers) => {
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            builder.worker_threads(workers);
+            builder
+        }
+        None => tokio::runtime::Builder::new_multi_thread(),
+    };
     let runtime = match runtime.enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {

@@ -71,6 +71,9 @@ struct Args {
     /// Extra arguments for threadline (e.g. `--workers=1`).
     #[arg(long, allow_hyphen_values = true)]
     threadline_arg: Vec<String>,
+    /// Worker threads of the generator's own runtime.
+    #[arg(long, default_value_t = 2)]
+    generator_threads: usize,
     /// The Node baseline's entry point.
     #[arg(long, default_value = "bench/node-stub/server.js")]
     node_stub: String,
