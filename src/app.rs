@@ -101,6 +101,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     let io = app.io.clone();
+    let store = app.state.store.clone();
     let listener = listener.tap_io(|tcp| {
         // Chat messages are small and latency-bound.
         let _ = tcp.set_nodelay(true);
@@ -111,7 +112,9 @@ pub async fn serve(
             tracing::info!("shutting down: closing realtime sessions");
             io.close().await;
         })
-        .await
+        .await?;
+    store.close().await;
+    Ok(())
 }
 
 /// Resolves on SIGINT (ctrl-c) or SIGTERM.

@@ -24,6 +24,8 @@ use crate::{
 pub struct Posted {
     pub message: Message,
     pub view: MessageView,
+    /// `false` when an idempotent retry returned the original message (nothing was broadcast).
+    pub created: bool,
 }
 
 pub struct Chat {
@@ -72,13 +74,20 @@ impl Chat {
             body: new.body.as_str().to_owned(),
             file_ids: new.file_ids,
             created_at: Timestamp::now(),
+            client_id: new.client_id,
         };
-        let message = self.store.append_message(message).await?;
+        // A 201 means stored: on a durable backend the append has committed before this
+        // returns, and so before anyone hears of the message.
+        let (message, created) = self.store.append_message(message).await?;
         let view = MessageView::new(&message, &files);
-        if let Some(io) = self.io.get() {
+        if created && let Some(io) = self.io.get() {
             realtime::broadcast_new_message(io, &view).await;
         }
-        Ok(Posted { message, view })
+        Ok(Posted {
+            message,
+            view,
+            created,
+        })
     }
 
     /// Shapes stored messages, fetching their files in one call.

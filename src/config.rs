@@ -20,6 +20,11 @@ pub struct Config {
     #[arg(long, env = "THREADLINE_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
 
+    /// Durable storage: `sqlite://./data/threadline.db` (one node) or `postgres://…` (shared by
+    /// several nodes). Unset: in memory.
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: Option<String>,
+
     /// Largest accepted upload, in bytes.
     #[arg(long, env = "THREADLINE_MAX_UPLOAD_BYTES", default_value_t = 25 * 1024 * 1024)]
     pub max_upload_bytes: u64,

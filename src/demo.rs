@@ -21,6 +21,10 @@ struct DemoMessage {
 }
 
 pub async fn seed(store: &dyn Store) -> StoreResult<()> {
+    // A durable database keeps the demo world across restarts: seed it once.
+    if store.account(&id(UserId::parse, "1")?).await.is_ok() {
+        return Ok(());
+    }
     for (account, name) in [
         ("1", "Will Smith"),
         ("2", "Jada"),
@@ -92,6 +96,7 @@ pub async fn seed(store: &dyn Store) -> StoreResult<()> {
                     body: m.text.to_owned(),
                     file_ids: vec![],
                     created_at: Timestamp::from_millis(m.ts),
+                    client_id: None,
                 })
                 .await?;
         }

@@ -1,11 +1,10 @@
-use std::{net::SocketAddr, process::ExitCode, sync::Arc};
+use std::{net::SocketAddr, process::ExitCode};
 
 use clap::Parser;
 use threadline::{
     app::{self, App},
     config::Config,
-    store::MemoryStore,
-    telemetry,
+    store, telemetry,
 };
 
 fn main() -> ExitCode {
@@ -40,7 +39,10 @@ fn main() -> ExitCode {
 async fn run(config: Config) -> std::io::Result<()> {
     let listener = app::bind(SocketAddr::new(config.host, config.port), config.backlog)?;
     let addr = listener.local_addr()?;
-    let app = App::build(config, Arc::new(MemoryStore::new())).await?;
+    let store = store::open(config.database_url.as_deref())
+        .await
+        .map_err(|e| std::io::Error::other(format!("opening the store: {e}")))?;
+    let app = App::build(config, store).await?;
     // Scripts and tests read the bound address (port 0 picks one) from this first stdout line.
     println!("listening on http://{addr}");
     tracing::info!(%addr, "listening (Socket.IO at /ws)");

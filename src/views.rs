@@ -40,6 +40,9 @@ pub struct MessageView {
     pub file_ids: Vec<FileId>,
     pub files: Vec<FileView>,
     pub created_at: Timestamp,
+    /// Present when the sender gave one, so optimistic UIs can match their pending message.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_message_id: Option<String>,
 }
 
 impl MessageView {
@@ -57,6 +60,7 @@ impl MessageView {
                 .filter_map(|id| files.get(id).map(FileView::from))
                 .collect(),
             created_at: m.created_at,
+            client_message_id: m.client_id.as_ref().map(|k| k.as_str().to_owned()),
         }
     }
 }

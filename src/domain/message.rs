@@ -16,6 +16,28 @@ pub struct Message {
     pub body: String,
     pub file_ids: Vec<FileId>,
     pub created_at: Timestamp,
+    /// The sender's idempotency key: a retry with the same key returns this message.
+    pub client_id: Option<ClientMessageId>,
+}
+
+/// A client-chosen idempotency key (`clientMessageId` or the `Idempotency-Key` header), unique
+/// per thread and author.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ClientMessageId(String);
+
+/// Longest idempotency key accepted.
+pub const MAX_CLIENT_ID_LEN: usize = 128;
+
+impl ClientMessageId {
+    pub fn parse(raw: &str) -> Option<Self> {
+        let raw = raw.trim();
+        (!raw.is_empty() && raw.len() <= MAX_CLIENT_ID_LEN && !raw.chars().any(char::is_control))
+            .then(|| Self(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
 }
 
 /// A trimmed message body, possibly empty when the message carries files.
@@ -43,6 +65,7 @@ pub struct NewMessage {
     pub author_id: UserId,
     pub body: MessageBody,
     pub file_ids: Vec<FileId>,
+    pub client_id: Option<ClientMessageId>,
 }
 
 impl NewMessage {
@@ -66,7 +89,14 @@ impl NewMessage {
             author_id,
             body: MessageBody(body.to_owned()),
             file_ids,
+            client_id: None,
         })
+    }
+
+    /// Makes the post idempotent under `key`.
+    pub fn with_client_id(mut self, key: Option<ClientMessageId>) -> Self {
+        self.client_id = key;
+        self
     }
 }
 

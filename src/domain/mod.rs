@@ -11,6 +11,6 @@ pub mod time;
 pub use account::{Account, AccountName};
 pub use file::{FileRecord, FileStatus};
 pub use ids::{FileId, IdError, MessageId, ThreadId, UserId};
-pub use message::{Message, MessageBody, NewMessage};
+pub use message::{ClientMessageId, Message, MessageBody, NewMessage};
 pub use thread::{MemberSet, NewThread, Thread};
 pub use time::Timestamp;

@@ -11,8 +11,8 @@ use serde::Deserialize;
 
 use super::{
     accounts::account,
-    extract::{Json, Path, Query},
-    messages::message_error,
+    extract::{IdempotencyKey, Json, Path, Query, client_message_id},
+    messages::{message_error, posted_status},
 };
 use crate::{
     domain::{Account, MemberSet, MessageId, NewMessage, Thread, ThreadId, Timestamp, UserId},
@@ -200,24 +200,30 @@ async fn list_messages(
 }
 
 #[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct PostText {
     text: String,
+    client_message_id: Option<String>,
 }
 
-/// `POST /api/account/:account_id/conversation/:conversation_id/messages {text}` → 201 Message,
+/// `POST /api/account/:account_id/conversation/:conversation_id/messages {text, clientMessageId?}`
+/// → 201 Message (200 with the original for an idempotent retry),
 /// sent by the account and broadcast as `message:new` (threads-API shape) to the thread's room.
 async fn post_message(
     State(state): State<AppState>,
     Path((account_id, id)): Path<(String, String)>,
+    idempotency: IdempotencyKey,
     Json(req): Json<PostText>,
 ) -> Result<(StatusCode, Json<ChatMessageView>)> {
     let (account, thread) = conversation(&state, &account_id, &id).await?;
-    let new =
-        NewMessage::new(account.id.clone(), Some(&req.text), vec![]).map_err(message_error)?;
+    let key = client_message_id(req.client_message_id.as_deref(), idempotency)?;
+    let new = NewMessage::new(account.id.clone(), Some(&req.text), vec![])
+        .map_err(message_error)?
+        .with_client_id(key);
     let posted = state.chat.post(&thread.id, new).await?;
     let names = HashMap::from([(account.id.clone(), account.name.clone())]);
     Ok((
-        StatusCode::CREATED,
+        posted_status(posted.created),
         Json(ChatMessageView::new(&posted.message, &names)),
     ))
 }

@@ -10,7 +10,10 @@ use axum::{
     http::{StatusCode, request::Parts},
 };
 
-use crate::{domain::UserId, error::ApiError};
+use crate::{
+    domain::{ClientMessageId, UserId},
+    error::ApiError,
+};
 
 #[derive(FromRequest)]
 #[from_request(via(axum::Json), rejection(ApiError))]
@@ -105,5 +108,45 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
                     ApiError::bad_request("invalid_user_id", "X-User-Id is not a valid id")
                 }),
         }
+    }
+}
+
+/// The standard `Idempotency-Key` header, when present.
+pub struct IdempotencyKey(pub Option<ClientMessageId>);
+
+impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        match parts.headers.get("idempotency-key") {
+            None => Ok(Self(None)),
+            Some(value) => value
+                .to_str()
+                .ok()
+                .and_then(ClientMessageId::parse)
+                .map(|key| Self(Some(key)))
+                .ok_or_else(|| {
+                    ApiError::bad_request(
+                        "invalid_idempotency_key",
+                        "Idempotency-Key must be 1 to 128 printable characters",
+                    )
+                }),
+        }
+    }
+}
+
+/// The idempotency key of a post: `clientMessageId` in the body, else the header.
+pub fn client_message_id(
+    body: Option<&str>,
+    header: IdempotencyKey,
+) -> Result<Option<ClientMessageId>, ApiError> {
+    match body {
+        None => Ok(header.0),
+        Some(raw) => ClientMessageId::parse(raw).map(Some).ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_client_message_id",
+                "clientMessageId must be 1 to 128 printable characters",
+            )
+        }),
     }
 }

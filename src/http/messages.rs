@@ -4,7 +4,7 @@ use axum::{Router, extract::State, http::StatusCode, routing::get};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    extract::{Caller, Json, Path, Query},
+    extract::{Caller, IdempotencyKey, Json, Path, Query, client_message_id},
     threads::thread_id,
 };
 use crate::{
@@ -83,6 +83,7 @@ fn parse_limit(raw: Option<&str>) -> Result<usize> {
 struct PostMessage {
     body: Option<String>,
     file_ids: Option<Vec<String>>,
+    client_message_id: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -90,12 +91,14 @@ struct Created {
     message: MessageView,
 }
 
-/// `POST /api/threads/:threadId/messages {body, fileIds}` → 201 `{message}`, broadcast to the
-/// thread's room as `message:new`.
+/// `POST /api/threads/:threadId/messages {body, fileIds, clientMessageId?}` → 201 `{message}`,
+/// broadcast to the thread's room as `message:new`. A retry with the same `clientMessageId` (or
+/// `Idempotency-Key` header) answers 200 with the original message and broadcasts nothing.
 async fn create(
     State(state): State<AppState>,
     Path(id): Path<String>,
     Caller(author): Caller,
+    idempotency: IdempotencyKey,
     Json(req): Json<PostMessage>,
 ) -> Result<(StatusCode, Json<Created>)> {
     let thread = thread_id(&id)?;
@@ -108,14 +111,26 @@ async fn create(
         .map(|raw| FileId::parse(raw))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|_| ApiError::bad_request("unknown_file", "a fileId is not a valid id"))?;
-    let new = NewMessage::new(author, req.body.as_deref(), file_ids).map_err(message_error)?;
+    let key = client_message_id(req.client_message_id.as_deref(), idempotency)?;
+    let new = NewMessage::new(author, req.body.as_deref(), file_ids)
+        .map_err(message_error)?
+        .with_client_id(key);
     let posted = state.chat.post(&thread, new).await?;
     Ok((
-        StatusCode::CREATED,
+        posted_status(posted.created),
         Json(Created {
             message: posted.view,
         }),
     ))
+}
+
+/// 201 for a new message, 200 for an idempotent retry.
+pub fn posted_status(created: bool) -> StatusCode {
+    if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    }
 }
 
 pub fn message_error(e: MessageError) -> ApiError {

@@ -18,8 +18,8 @@ use dashmap::{DashMap, mapref::entry::Entry};
 
 use super::{Anchor, Store, StoreError, StoreResult, Window};
 use crate::domain::{
-    Account, AccountName, FileId, FileRecord, FileStatus, MemberSet, Message, MessageId, Thread,
-    ThreadId, UserId,
+    Account, AccountName, ClientMessageId, FileId, FileRecord, FileStatus, MemberSet, Message,
+    MessageId, Thread, ThreadId, UserId,
 };
 
 #[derive(Default)]
@@ -42,6 +42,8 @@ struct ThreadLog {
     messages: Vec<Arc<Message>>,
     /// Message id → position in `messages`: a cursor lookup is O(1), not a scan.
     positions: HashMap<MessageId, usize>,
+    /// (author, idempotency key) → position.
+    client_ids: HashMap<(UserId, ClientMessageId), usize>,
     activity: u64,
 }
 
@@ -127,6 +129,7 @@ impl Store for MemoryStore {
                     thread: thread.clone(),
                     messages: Vec::new(),
                     positions: HashMap::new(),
+                    client_ids: HashMap::new(),
                     activity,
                 };
                 self.threads
@@ -144,14 +147,24 @@ impl Store for MemoryStore {
         Ok(thread)
     }
 
-    async fn append_message(&self, message: Message) -> StoreResult<Message> {
+    async fn append_message(&self, message: Message) -> StoreResult<(Message, bool)> {
         let log = self.log(&message.thread_id)?;
         let mut log = write(&log);
+        let client_key = message
+            .client_id
+            .clone()
+            .map(|key| (message.author_id.clone(), key));
+        if let Some(&earlier) = client_key.as_ref().and_then(|k| log.client_ids.get(k)) {
+            return Ok((Message::clone(&log.messages[earlier]), false));
+        }
         if log.positions.contains_key(&message.id) {
             return Err(StoreError::Conflict("message id taken"));
         }
         let position = log.messages.len();
         log.positions.insert(message.id.clone(), position);
+        if let Some(key) = client_key {
+            log.client_ids.insert(key, position);
+        }
         log.messages.push(Arc::new(message.clone()));
         log.thread.updated_at = message.created_at;
         // Tick and re-index while the log is still locked, so two appends to one thread can
@@ -159,7 +172,7 @@ impl Store for MemoryStore {
         let activity = self.tick();
         log.activity = activity;
         self.index_thread(&log.thread, activity);
-        Ok(message)
+        Ok((message, true))
     }
 
     async fn messages(

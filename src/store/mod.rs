@@ -1,6 +1,7 @@
 //! Storage behind one async trait, so handlers never know which backend holds the data.
 //!
-//! Backends: [`memory::MemoryStore`] (DashMap, the embedded default).
+//! Backends: [`memory::MemoryStore`] (DashMap, the embedded default) and [`sql::SqlStore`]
+//! (SQLite or PostgreSQL, chosen by `--database-url`).
 
 use std::collections::HashMap;
 
@@ -12,8 +13,10 @@ use crate::domain::{
 };
 
 pub mod memory;
+pub mod sql;
 
 pub use memory::MemoryStore;
+pub use sql::SqlStore;
 
 /// Where a window of an ordered list starts.
 ///
@@ -60,6 +63,20 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// The backend a `--database-url` names: none → memory, `sqlite:` → SQLite, `postgres:` →
+/// PostgreSQL. Chosen once, at start-up.
+pub async fn open(database_url: Option<&str>) -> StoreResult<std::sync::Arc<dyn Store>> {
+    match database_url {
+        None | Some("") => Ok(std::sync::Arc::new(MemoryStore::new())),
+        Some(url) if url.starts_with("sqlite:") || url.starts_with("postgres") => {
+            Ok(std::sync::Arc::new(SqlStore::connect(url).await?))
+        }
+        Some(other) => Err(StoreError::Backend(format!(
+            "unsupported database URL {other:?}: use sqlite:// or postgres://"
+        ))),
+    }
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Creates `thread`, or returns the stored thread with the same member set.
@@ -69,7 +86,10 @@ pub trait Store: Send + Sync + 'static {
     async fn thread(&self, id: &ThreadId) -> StoreResult<Thread>;
 
     /// Appends a message to its thread. Appends to one thread are stored in call order.
-    async fn append_message(&self, message: Message) -> StoreResult<Message>;
+    ///
+    /// When the message carries a `client_id` that its author already used in this thread,
+    /// nothing is stored and the original message comes back with `false`.
+    async fn append_message(&self, message: Message) -> StoreResult<(Message, bool)>;
 
     /// A window of a thread's messages.
     async fn messages(
@@ -117,4 +137,7 @@ pub trait Store: Send + Sync + 'static {
 
     /// The files with these ids, in the same order; `FileNotFound` if any is unknown.
     async fn files(&self, ids: &[FileId]) -> StoreResult<Vec<FileRecord>>;
+
+    /// Closes connections to the backend, after the server has stopped.
+    async fn close(&self) {}
 }

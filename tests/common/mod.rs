@@ -1,14 +1,14 @@
 //! Test harness: the real server on an ephemeral loopback port, and a typed HTTP client for it.
 #![allow(dead_code)]
 
-use std::{net::SocketAddr, sync::Arc};
+use std::net::SocketAddr;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use threadline::{
     app::{self, App},
     config::Config,
-    store::MemoryStore,
+    store,
 };
 use tokio::sync::oneshot;
 
@@ -16,6 +16,7 @@ pub struct TestApp {
     pub addr: SocketAddr,
     pub http: reqwest::Client,
     shutdown: Option<oneshot::Sender<()>>,
+    served: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     _data: tempfile::TempDir,
 }
 
@@ -37,23 +38,53 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
 }
 
+/// The backend the suite runs against: `THREADLINE_TEST_DATABASE` = `memory` (default),
+/// `sqlite`, or a PostgreSQL server URL (each test gets a fresh database on it).
+pub async fn test_database_url(data: &std::path::Path) -> Option<String> {
+    match std::env::var("THREADLINE_TEST_DATABASE").as_deref() {
+        Err(_) | Ok("") | Ok("memory") => None,
+        Ok("sqlite") => Some(format!("sqlite://{}/threadline.db", data.display())),
+        Ok(server) => Some(fresh_postgres_database(server).await),
+    }
+}
+
+/// Creates an empty database on the server `url` points at and returns its URL.
+pub async fn fresh_postgres_database(url: &str) -> String {
+    use sqlx::Connection;
+    sqlx::any::install_default_drivers();
+    let name = format!("threadline_test_{}", uuid::Uuid::now_v7().simple());
+    let mut admin = sqlx::AnyConnection::connect(url)
+        .await
+        .expect("connect to PostgreSQL");
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut admin)
+        .await
+        .expect("create test database");
+    let _ = admin.close().await;
+    let base = url.rsplit_once('/').map(|(base, _)| base).unwrap_or(url);
+    format!("{base}/{name}")
+}
+
 pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
     let data = tempfile::tempdir().expect("temp dir");
     let mut config = Config::for_tests(data.path().to_path_buf());
+    config.database_url = test_database_url(data.path()).await;
     configure(&mut config);
     let listener = app::bind("127.0.0.1:0".parse().unwrap(), 1024).expect("bind");
     let addr = listener.local_addr().unwrap();
-    let app = App::build(config, Arc::new(MemoryStore::new()))
+    let store = store::open(config.database_url.as_deref())
         .await
-        .expect("build app");
+        .expect("open the store");
+    let app = App::build(config, store).await.expect("build app");
     let (tx, rx) = oneshot::channel::<()>();
-    tokio::spawn(app::serve(listener, app, async {
+    let served = tokio::spawn(app::serve(listener, app, async {
         let _ = rx.await;
     }));
     TestApp {
         addr,
         http: reqwest::Client::new(),
         shutdown: Some(tx),
+        served: Some(served),
         _data: data,
     }
 }
@@ -67,6 +98,16 @@ impl Drop for TestApp {
 }
 
 impl TestApp {
+    /// Shuts the server down and waits until it has closed its store.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(served) = self.served.take() {
+            served.await.expect("server task").expect("server");
+        }
+    }
+
     pub fn data_dir(&self) -> &std::path::Path {
         self._data.path()
     }

@@ -1,6 +1,6 @@
 // Shared helpers for the JS suites: start the real threadline binary on an ephemeral port,
 // talk REST to it with fetch, and connect real socket.io-client instances (4.x and 2.x).
-import { spawn } from "node:child_process";
+import { spawn, execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, dirname } from "node:path";
@@ -12,12 +12,24 @@ import ioV2 from "socket.io-client-v2";
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const BIN = process.env.THREADLINE_BIN || join(ROOT, "target", "debug", "threadline");
 
+/**
+ * The store the suites run against: THREADLINE_TEST_DATABASE = memory (default), sqlite, or a
+ * PostgreSQL server URL (each server gets a fresh database there).
+ */
+export function databaseArgs(dataDir) {
+  const backend = process.env.THREADLINE_TEST_DATABASE || "memory";
+  if (backend === "memory") return [];
+  if (backend === "sqlite") return ["--database-url", `sqlite://${dataDir}/threadline.db`];
+  const name = `threadline_js_${process.pid}_${Date.now()}_${Math.floor(Math.random() * 1e6)}`;
+  execFileSync("psql", [backend, "-q", "-c", `CREATE DATABASE ${name}`]);
+  return ["--database-url", backend.replace(/\/[^/]*$/, `/${name}`)];
+}
+
 /** Starts the server; resolves once it printed the address it listens on. */
-export async function startServer(extraArgs = []) {
-  const dataDir = mkdtempSync(join(tmpdir(), "threadline-test-"));
+export async function startServer(extraArgs = [], { dataDir = mkdtempSync(join(tmpdir(), "threadline-test-")), database } = {}) {
   const proc = spawn(
     BIN,
-    ["--host", "127.0.0.1", "--port", "0", "--data-dir", dataDir, ...extraArgs],
+    ["--host", "127.0.0.1", "--port", "0", "--data-dir", dataDir, ...(database ?? databaseArgs(dataDir)), ...extraArgs],
     { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, RUST_LOG: "warn" } },
   );
   let stderr = "";

@@ -1,0 +1,570 @@
+//! SQL storage through sqlx: SQLite (durable, one node) and PostgreSQL (shared by several
+//! nodes), one implementation over sqlx's `Any` driver. The schema (`migrations/`) and every
+//! statement are portable between the two.
+//!
+//! A message append is one transaction: bump the thread's `last_seq` (its row lock orders
+//! concurrent appends, on every node), insert the message at that position, move the members'
+//! activity. It has committed before `append_message` returns, so before any 201 or broadcast.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use sqlx::{
+    AnyPool, Row,
+    any::{AnyPoolOptions, AnyRow},
+};
+
+use super::{Anchor, Store, StoreError, StoreResult, Window};
+use crate::domain::{
+    Account, AccountName, ClientMessageId, FileId, FileRecord, FileStatus, MemberSet, Message,
+    MessageId, Thread, ThreadId, Timestamp, UserId,
+};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+pub struct SqlStore {
+    pool: AnyPool,
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::Database(db) if db.is_unique_violation() => {
+                StoreError::Conflict("already exists")
+            }
+            other => StoreError::Backend(other.to_string()),
+        }
+    }
+}
+
+fn corrupt(what: &str) -> StoreError {
+    StoreError::Backend(format!("stored {what} is not valid"))
+}
+
+const MESSAGE_COLUMNS: &str = "id, thread_id, author_id, body, file_ids, created_at, client_id";
+const THREAD_COLUMNS: &str = "id, title, member_ids, created_at, updated_at";
+
+impl SqlStore {
+    /// Connects (`sqlite://path` or `postgres://…`) and runs the migrations.
+    pub async fn connect(url: &str) -> StoreResult<Self> {
+        sqlx::any::install_default_drivers();
+        let sqlite = url.starts_with("sqlite:");
+        let url = if sqlite && !url.contains("mode=") {
+            // Create the database file on first start.
+            format!("{url}{}mode=rwc", if url.contains('?') { '&' } else { '?' })
+        } else {
+            url.to_owned()
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(if sqlite { 4 } else { 16 })
+            .connect(&url)
+            .await?;
+        if sqlite {
+            // WAL: readers never wait for the writer; with sqlx's default synchronous=FULL a
+            // commit is on disk when it returns.
+            sqlx::query("PRAGMA journal_mode=WAL")
+                .execute(&pool)
+                .await?;
+        }
+        MIGRATOR
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::Backend(format!("migrations: {e}")))?;
+        Ok(Self { pool })
+    }
+
+    fn message(row: &AnyRow) -> StoreResult<Message> {
+        let text = |i: usize| row.try_get::<String, _>(i);
+        let file_ids: Vec<String> =
+            serde_json::from_str(&text(4)?).map_err(|_| corrupt("file ids"))?;
+        Ok(Message {
+            id: MessageId::parse(&text(0)?).map_err(|_| corrupt("message id"))?,
+            thread_id: ThreadId::parse(&text(1)?).map_err(|_| corrupt("thread id"))?,
+            author_id: UserId::parse(&text(2)?).map_err(|_| corrupt("author id"))?,
+            body: text(3)?,
+            file_ids: file_ids
+                .iter()
+                .map(|f| FileId::parse(f).map_err(|_| corrupt("file id")))
+                .collect::<StoreResult<_>>()?,
+            created_at: Timestamp::from_millis(row.try_get(5)?),
+            client_id: row
+                .try_get::<Option<String>, _>(6)?
+                .and_then(|k| ClientMessageId::parse(&k)),
+        })
+    }
+
+    fn thread(row: &AnyRow) -> StoreResult<Thread> {
+        let members: Vec<String> =
+            serde_json::from_str(&row.try_get::<String, _>(2)?).map_err(|_| corrupt("members"))?;
+        Ok(Thread {
+            id: ThreadId::parse(&row.try_get::<String, _>(0)?).map_err(|_| corrupt("thread id"))?,
+            title: row.try_get(1)?,
+            member_ids: members
+                .iter()
+                .map(|m| UserId::parse(m).map_err(|_| corrupt("member id")))
+                .collect::<StoreResult<_>>()?,
+            created_at: Timestamp::from_millis(row.try_get(3)?),
+            updated_at: Timestamp::from_millis(row.try_get(4)?),
+        })
+    }
+
+    fn account(row: &AnyRow) -> StoreResult<Account> {
+        Ok(Account {
+            id: UserId::parse(&row.try_get::<String, _>(0)?).map_err(|_| corrupt("account id"))?,
+            name: AccountName::parse(&row.try_get::<String, _>(1)?)
+                .map_err(|_| corrupt("account name"))?,
+        })
+    }
+
+    fn file(row: &AnyRow) -> StoreResult<FileRecord> {
+        Ok(FileRecord {
+            id: FileId::parse(&row.try_get::<String, _>(0)?).map_err(|_| corrupt("file id"))?,
+            name: row.try_get(1)?,
+            content_type: row.try_get(2)?,
+            size: u64::try_from(row.try_get::<i64, _>(3)?).map_err(|_| corrupt("file size"))?,
+            sha256: row.try_get(4)?,
+            status: FileStatus::parse(&row.try_get::<String, _>(5)?)
+                .ok_or_else(|| corrupt("file status"))?,
+            uploader: UserId::parse(&row.try_get::<String, _>(6)?)
+                .map_err(|_| corrupt("uploader"))?,
+            created_at: Timestamp::from_millis(row.try_get(7)?),
+        })
+    }
+
+    async fn message_by_client_id(&self, m: &Message) -> StoreResult<Option<Message>> {
+        let Some(key) = &m.client_id else {
+            return Ok(None);
+        };
+        let row = sqlx::query(&format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages \
+             WHERE thread_id = $1 AND author_id = $2 AND client_id = $3"
+        ))
+        .bind(m.thread_id.as_str())
+        .bind(m.author_id.as_str())
+        .bind(key.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(Self::message).transpose()
+    }
+
+    async fn seq_of(&self, thread: &ThreadId, id: &MessageId) -> StoreResult<i64> {
+        sqlx::query("SELECT seq FROM messages WHERE thread_id = $1 AND id = $2")
+            .bind(thread.as_str())
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|r| r.try_get::<i64, _>(0))
+            .transpose()?
+            .ok_or(StoreError::UnknownAnchor)
+    }
+
+    async fn thread_exists(&self, thread: &ThreadId) -> StoreResult<()> {
+        sqlx::query("SELECT 1 FROM threads WHERE id = $1")
+            .bind(thread.as_str())
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|_| ())
+            .ok_or(StoreError::ThreadNotFound)
+    }
+}
+
+/// Fetches `limit + 1` rows in the window's direction: the extra row says whether more follow.
+fn trim<T>(mut rows: Vec<T>, limit: usize, descending: bool) -> (Vec<T>, bool) {
+    let more = rows.len() > limit;
+    rows.truncate(limit);
+    if descending {
+        rows.reverse();
+    }
+    (rows, more)
+}
+
+fn page_limit(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX - 1) + 1
+}
+
+#[async_trait]
+impl Store for SqlStore {
+    async fn create_or_resolve_thread(&self, thread: Thread) -> StoreResult<(Thread, bool)> {
+        let members = MemberSet::new(thread.member_ids.iter().cloned())
+            .map_err(|_| StoreError::Conflict("invalid member set"))?;
+        let key: Vec<&str> = members.key().iter().map(UserId::as_str).collect();
+        let key = key.join(",");
+        let listed: Vec<&str> = thread.member_ids.iter().map(UserId::as_str).collect();
+        let mut tx = self.pool.begin().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO threads (id, title, member_ids, member_key, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (member_key) DO NOTHING RETURNING id",
+        )
+        .bind(thread.id.as_str())
+        .bind(thread.title.clone())
+        .bind(serde_json::to_string(&listed).unwrap_or_default())
+        .bind(&key)
+        .bind(thread.created_at.as_millis())
+        .bind(thread.updated_at.as_millis())
+        .fetch_optional(&mut *tx)
+        .await?;
+        if inserted.is_none() {
+            tx.rollback().await?;
+            let row = sqlx::query(&format!(
+                "SELECT {THREAD_COLUMNS} FROM threads WHERE member_key = $1"
+            ))
+            .bind(&key)
+            .fetch_one(&self.pool)
+            .await?;
+            return Ok((Self::thread(&row)?, false));
+        }
+        for member in &thread.member_ids {
+            sqlx::query(
+                "INSERT INTO thread_members (user_id, thread_id, activity) VALUES ($1, $2, $3)",
+            )
+            .bind(member.as_str())
+            .bind(thread.id.as_str())
+            .bind(thread.updated_at.as_millis())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok((thread, true))
+    }
+
+    async fn thread(&self, id: &ThreadId) -> StoreResult<Thread> {
+        let row = sqlx::query(&format!(
+            "SELECT {THREAD_COLUMNS} FROM threads WHERE id = $1"
+        ))
+        .bind(id.as_str())
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::ThreadNotFound)?;
+        Self::thread(&row)
+    }
+
+    async fn append_message(&self, message: Message) -> StoreResult<(Message, bool)> {
+        if let Some(earlier) = self.message_by_client_id(&message).await? {
+            return Ok((earlier, false));
+        }
+        let file_ids: Vec<&str> = message.file_ids.iter().map(FileId::as_str).collect();
+        let at = message.created_at.as_millis();
+        let mut tx = self.pool.begin().await?;
+        let seq: i64 = sqlx::query(
+            "UPDATE threads SET last_seq = last_seq + 1, updated_at = $2 WHERE id = $1 RETURNING last_seq",
+        )
+        .bind(message.thread_id.as_str())
+        .bind(at)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(StoreError::ThreadNotFound)?
+        .try_get(0)?;
+        let inserted = sqlx::query(&format!(
+            "INSERT INTO messages ({MESSAGE_COLUMNS}, seq) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+        ))
+        .bind(message.id.as_str())
+        .bind(message.thread_id.as_str())
+        .bind(message.author_id.as_str())
+        .bind(message.body.clone())
+        .bind(serde_json::to_string(&file_ids).unwrap_or_default())
+        .bind(at)
+        .bind(message.client_id.as_ref().map(|k| k.as_str().to_owned()))
+        .bind(seq)
+        .execute(&mut *tx)
+        .await;
+        if let Err(e) = inserted {
+            tx.rollback().await?;
+            // Lost a race with a retry of the same idempotent post: return the winner.
+            if let Some(earlier) = self.message_by_client_id(&message).await? {
+                return Ok((earlier, false));
+            }
+            return Err(e.into());
+        }
+        sqlx::query("UPDATE thread_members SET activity = $2 WHERE thread_id = $1")
+            .bind(message.thread_id.as_str())
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok((message, true))
+    }
+
+    async fn messages(
+        &self,
+        thread: &ThreadId,
+        anchor: Anchor<MessageId>,
+        limit: usize,
+    ) -> StoreResult<Window<Message>> {
+        self.thread_exists(thread).await?;
+        let select = |filter: &str, order: &str| {
+            format!(
+                "SELECT {MESSAGE_COLUMNS} FROM messages WHERE thread_id = $1 {filter} \
+                 ORDER BY seq {order} LIMIT $2"
+            )
+        };
+        let (sql, pivot, descending) = match &anchor {
+            Anchor::Oldest => (select("", "ASC"), None, false),
+            Anchor::Newest => (select("", "DESC"), None, true),
+            Anchor::Before(id) => (
+                select("AND seq < $3", "DESC"),
+                Some(self.seq_of(thread, id).await?),
+                true,
+            ),
+            Anchor::After(id) => (
+                select("AND seq > $3", "ASC"),
+                Some(self.seq_of(thread, id).await?),
+                false,
+            ),
+        };
+        let mut query = sqlx::query(&sql)
+            .bind(thread.as_str())
+            .bind(page_limit(limit));
+        if let Some(pivot) = pivot {
+            query = query.bind(pivot);
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        let rows = rows
+            .iter()
+            .map(Self::message)
+            .collect::<StoreResult<Vec<_>>>()?;
+        let (items, more) = trim(rows, limit, descending);
+        let (more_before, more_after) = match anchor {
+            Anchor::Oldest => (false, more),
+            Anchor::Newest => (more, false),
+            Anchor::Before(_) => (more, true),
+            Anchor::After(_) => (true, more),
+        };
+        Ok(Window {
+            items,
+            more_before,
+            more_after,
+        })
+    }
+
+    async fn last_message(&self, thread: &ThreadId) -> StoreResult<Option<Message>> {
+        self.thread_exists(thread).await?;
+        let row = sqlx::query(&format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE thread_id = $1 ORDER BY seq DESC LIMIT 1"
+        ))
+        .bind(thread.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(Self::message).transpose()
+    }
+
+    async fn threads_of(
+        &self,
+        member: &UserId,
+        anchor: Anchor<ThreadId>,
+        limit: usize,
+    ) -> StoreResult<Window<Thread>> {
+        let select = |filter: &str, order: &str| {
+            format!(
+                "SELECT thread_id FROM thread_members WHERE user_id = $1 {filter} \
+                 ORDER BY activity {order}, thread_id {order} LIMIT $2"
+            )
+        };
+        let pivot = match &anchor {
+            Anchor::Before(id) | Anchor::After(id) => Some(
+                sqlx::query(
+                    "SELECT activity FROM thread_members WHERE user_id = $1 AND thread_id = $2",
+                )
+                .bind(member.as_str())
+                .bind(id.as_str())
+                .fetch_optional(&self.pool)
+                .await?
+                .ok_or(StoreError::UnknownAnchor)?
+                .try_get::<i64, _>(0)?,
+            ),
+            _ => None,
+        };
+        let (sql, descending) = match &anchor {
+            Anchor::Oldest => (select("", "ASC"), false),
+            Anchor::Newest => (select("", "DESC"), true),
+            Anchor::Before(_) => (
+                select(
+                    "AND (activity < $3 OR (activity = $3 AND thread_id < $4))",
+                    "DESC",
+                ),
+                true,
+            ),
+            Anchor::After(_) => (
+                select(
+                    "AND (activity > $3 OR (activity = $3 AND thread_id > $4))",
+                    "ASC",
+                ),
+                false,
+            ),
+        };
+        let mut query = sqlx::query(&sql)
+            .bind(member.as_str())
+            .bind(page_limit(limit));
+        if let (Some(pivot), Anchor::Before(id) | Anchor::After(id)) = (pivot, &anchor) {
+            query = query.bind(pivot).bind(id.as_str());
+        }
+        let ids: Vec<String> = query
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| r.try_get::<String, _>(0))
+            .collect::<Result<_, _>>()?;
+        let (ids, more) = trim(ids, limit, descending);
+        let mut items = Vec::with_capacity(ids.len());
+        for id in &ids {
+            items.push(
+                self.thread(&ThreadId::parse(id).map_err(|_| corrupt("thread id"))?)
+                    .await?,
+            );
+        }
+        let (more_before, more_after) = match anchor {
+            Anchor::Oldest => (false, more),
+            Anchor::Newest => (more, false),
+            Anchor::Before(_) => (more, true),
+            Anchor::After(_) => (true, more),
+        };
+        Ok(Window {
+            items,
+            more_before,
+            more_after,
+        })
+    }
+
+    async fn create_account(&self, name: AccountName) -> StoreResult<Account> {
+        // Ids are the next free position; a concurrent creator on another node may take it
+        // first, so retry (bounded) with the next one.
+        for _ in 0..32 {
+            let next: i64 = sqlx::query("SELECT COALESCE(MAX(seq), 0) + 1 FROM accounts")
+                .fetch_one(&self.pool)
+                .await?
+                .try_get(0)?;
+            let inserted = sqlx::query(
+                "INSERT INTO accounts (seq, id, name) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING id",
+            )
+            .bind(next)
+            .bind(next.to_string())
+            .bind(name.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+            if inserted.is_some() {
+                return Ok(Account {
+                    id: UserId::parse(&next.to_string()).map_err(|_| corrupt("account id"))?,
+                    name,
+                });
+            }
+        }
+        Err(StoreError::Backend(
+            "could not allocate an account id".into(),
+        ))
+    }
+
+    async fn insert_account(&self, account: Account) -> StoreResult<Account> {
+        let seq = match account.id.as_str().parse::<i64>() {
+            Ok(n) => n,
+            Err(_) => sqlx::query("SELECT COALESCE(MAX(seq), 0) + 1 FROM accounts")
+                .fetch_one(&self.pool)
+                .await?
+                .try_get(0)?,
+        };
+        sqlx::query("INSERT INTO accounts (seq, id, name) VALUES ($1, $2, $3)")
+            .bind(seq)
+            .bind(account.id.as_str())
+            .bind(account.name.as_str())
+            .execute(&self.pool)
+            .await
+            .map_err(|e| match StoreError::from(e) {
+                StoreError::Conflict(_) => StoreError::Conflict("account id taken"),
+                other => other,
+            })?;
+        Ok(account)
+    }
+
+    async fn account(&self, id: &UserId) -> StoreResult<Account> {
+        let row = sqlx::query("SELECT id, name FROM accounts WHERE id = $1")
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::AccountNotFound)?;
+        Self::account(&row)
+    }
+
+    async fn accounts(&self) -> StoreResult<Vec<Account>> {
+        sqlx::query("SELECT id, name FROM accounts ORDER BY seq")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(Self::account)
+            .collect()
+    }
+
+    async fn account_names(&self, ids: &[UserId]) -> StoreResult<HashMap<UserId, AccountName>> {
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let placeholders: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT id, name FROM accounts WHERE id IN ({})",
+            placeholders.join(", ")
+        );
+        let mut query = sqlx::query(&sql);
+        for id in ids {
+            query = query.bind(id.as_str());
+        }
+        query
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|row| Self::account(row).map(|a| (a.id, a.name)))
+            .collect()
+    }
+
+    async fn insert_file(&self, file: FileRecord) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO files (id, name, content_type, size, sha256, status, uploader, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(file.id.as_str())
+        .bind(file.name)
+        .bind(file.content_type)
+        .bind(i64::try_from(file.size).unwrap_or(i64::MAX))
+        .bind(file.sha256)
+        .bind(file.status.as_str())
+        .bind(file.uploader.as_str())
+        .bind(file.created_at.as_millis())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn finish_file(
+        &self,
+        id: &FileId,
+        status: FileStatus,
+        sha256: Option<String>,
+    ) -> StoreResult<FileRecord> {
+        sqlx::query("UPDATE files SET status = $2, sha256 = $3 WHERE id = $1")
+            .bind(id.as_str())
+            .bind(status.as_str())
+            .bind(sha256)
+            .execute(&self.pool)
+            .await?;
+        self.file(id).await
+    }
+
+    async fn file(&self, id: &FileId) -> StoreResult<FileRecord> {
+        let row = sqlx::query(
+            "SELECT id, name, content_type, size, sha256, status, uploader, created_at FROM files WHERE id = $1",
+        )
+        .bind(id.as_str())
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::FileNotFound)?;
+        Self::file(&row)
+    }
+
+    async fn files(&self, ids: &[FileId]) -> StoreResult<Vec<FileRecord>> {
+        let mut files = Vec::with_capacity(ids.len());
+        for id in ids {
+            files.push(self.file(id).await?);
+        }
+        Ok(files)
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+}
