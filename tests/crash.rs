@@ -1,0 +1,173 @@
+//! Nothing acknowledged is lost: post concurrently, `kill -9` the server mid-stream, restart it
+//! on the same database, and find every acknowledged message exactly once, in order. Runs on
+//! SQLite, and on PostgreSQL when `THREADLINE_TEST_DATABASE` names a server.
+
+use std::{
+    io::{BufRead, BufReader},
+    process::{Child, Command, Stdio},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use serde_json::{Value, json};
+
+mod common;
+
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(database_url: &str, data: &std::path::Path) -> Server {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_threadline"))
+        .args(["--host", "127.0.0.1", "--port", "0", "--data-dir"])
+        .arg(data)
+        .args(["--database-url", database_url])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start threadline");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("listening on ")
+        .expect("address line")
+        .to_owned();
+    Server { child, url }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_acknowledged_message_survives_kill_9() {
+    let data = tempfile::tempdir().unwrap();
+    let database_url = match common::test_database_url(data.path()).await {
+        Some(url) => url,
+        None => format!("sqlite://{}/threadline.db", data.path().display()),
+    };
+    let server = start(&database_url, data.path());
+    let http = reqwest::Client::new();
+    let thread: Value = http
+        .post(format!("{}/api/threads", server.url))
+        .json(&json!({"memberIds": ["crash-a", "crash-b"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let thread = thread["id"].as_str().unwrap().to_owned();
+
+    // Four writers post as fast as they can; each remembers what was acknowledged (201) and
+    // the one post in flight when the server died.
+    let acknowledged: Arc<Mutex<Vec<(usize, usize, String)>>> = Arc::default();
+    let in_flight: Arc<Mutex<Vec<(usize, usize)>>> = Arc::default();
+    let mut writers = Vec::new();
+    for w in 0..4 {
+        let (http, url, thread) = (http.clone(), server.url.clone(), thread.clone());
+        let (acknowledged, in_flight) = (acknowledged.clone(), in_flight.clone());
+        writers.push(tokio::spawn(async move {
+            for n in 0.. {
+                let reply = http
+                    .post(format!("{url}/api/threads/{thread}/messages"))
+                    .json(
+                        &json!({"body": format!("{w}:{n}"), "clientMessageId": format!("{w}:{n}")}),
+                    )
+                    .send()
+                    .await;
+                match reply {
+                    Ok(r) if r.status() == 201 => {
+                        let m: Value = r.json().await.unwrap();
+                        let id = m["message"]["id"].as_str().unwrap().to_owned();
+                        acknowledged.lock().unwrap().push((w, n, id));
+                    }
+                    _ => {
+                        in_flight.lock().unwrap().push((w, n));
+                        return;
+                    }
+                }
+            }
+        }));
+    }
+    // Kill once a few hundred posts are acknowledged.
+    for _ in 0..600 {
+        if acknowledged.lock().unwrap().len() >= 300 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let mut server = server;
+    server.child.kill().expect("kill -9");
+    server.child.wait().unwrap();
+    drop(server);
+    for w in writers {
+        w.await.unwrap();
+    }
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    assert!(
+        acknowledged.len() >= 300,
+        "the writers made progress before the kill"
+    );
+
+    let server = start(&database_url, data.path());
+    // Clients retry what was in flight with the same key: stored at most once either way.
+    for (w, n) in in_flight.lock().unwrap().iter() {
+        let status = http
+            .post(format!("{}/api/threads/{thread}/messages", server.url))
+            .json(&json!({"body": format!("{w}:{n}"), "clientMessageId": format!("{w}:{n}")}))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert!(status == 201 || status == 200, "retry answered {status}");
+    }
+
+    let mut history = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let url = match &cursor {
+            None => format!("{}/api/threads/{thread}/messages?limit=200", server.url),
+            Some(c) => format!(
+                "{}/api/threads/{thread}/messages?limit=200&cursor={c}",
+                server.url
+            ),
+        };
+        let page: Value = http.get(url).send().await.unwrap().json().await.unwrap();
+        history.extend(page["messages"].as_array().unwrap().iter().cloned());
+        match page["nextCursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    let stored: Vec<&str> = history.iter().map(|m| m["id"].as_str().unwrap()).collect();
+    for (_, _, id) in &acknowledged {
+        assert_eq!(
+            stored.iter().filter(|s| *s == id).count(),
+            1,
+            "acknowledged message {id} is stored exactly once"
+        );
+    }
+    let bodies: Vec<&str> = history
+        .iter()
+        .map(|m| m["body"].as_str().unwrap())
+        .collect();
+    let unique: std::collections::HashSet<&&str> = bodies.iter().collect();
+    assert_eq!(unique.len(), bodies.len(), "no post stored twice");
+    // Per writer, stored order is posting order.
+    let mut last = [-1i64; 4];
+    for body in bodies {
+        let (w, n) = body.split_once(':').unwrap();
+        let (w, n): (usize, i64) = (w.parse().unwrap(), n.parse().unwrap());
+        assert!(n > last[w], "writer {w} out of order");
+        last[w] = n;
+    }
+}
