@@ -120,7 +120,8 @@ async fn every_acknowledged_message_survives_kill_9() {
 
     let server = start(&database_url, data.path());
     // Clients retry what was in flight with the same key: stored at most once either way.
-    for (w, n) in in_flight.lock().unwrap().iter() {
+    let in_flight = in_flight.lock().unwrap().clone();
+    for (w, n) in &in_flight {
         let status = http
             .post(format!("{}/api/threads/{thread}/messages", server.url))
             .json(&json!({"body": format!("{w}:{n}"), "clientMessageId": format!("{w}:{n}")}))
