@@ -8,12 +8,20 @@ use axum::{
     response::{IntoResponse, Response},
     serve::ListenerExt,
 };
-use socketioxide::SocketIo;
+use socketioxide::{SocketIo, SocketIoBuilder, adapter::Adapter, layer::SocketIoLayer};
+use socketioxide_redis::{RedisAdapter, RedisAdapterCtr};
 use tokio::net::{TcpListener, TcpSocket};
 use tower::{ServiceBuilder, make::Shared, util::BoxCloneSyncService};
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 
-use crate::{blobs::Blobs, config::Config, http, realtime, state::AppState, store::Store};
+use crate::{
+    blobs::Blobs,
+    config::Config,
+    http,
+    realtime::{self, Realtime},
+    state::AppState,
+    store::Store,
+};
 
 /// The whole product as one HTTP service: Socket.IO at `/ws`, the REST router for the rest.
 pub type Service = BoxCloneSyncService<Request, Response, Infallible>;
@@ -21,7 +29,7 @@ pub type Service = BoxCloneSyncService<Request, Response, Infallible>;
 /// The assembled service and a handle on its Socket.IO server.
 pub struct App {
     pub service: Service,
-    pub io: SocketIo,
+    pub realtime: Arc<dyn Realtime>,
     pub state: AppState,
 }
 
@@ -36,36 +44,77 @@ impl App {
         let state = AppState::new(config, store, blobs);
         let config = &state.config;
 
-        let (socket_layer, io) = SocketIo::builder()
-            .req_path("/ws")
-            // Node's `maxHttpBufferSize` (1 MB), so clients that Node accepted keep working. Like
-            // Node, the bound holds for websocket messages as well as polling bodies.
-            .max_payload(config.max_payload_bytes)
-            .ws_max_message_size(usize::try_from(config.max_payload_bytes).unwrap_or(usize::MAX))
-            .ws_max_frame_size(usize::try_from(config.max_payload_bytes).unwrap_or(usize::MAX))
-            // Allocated up front for every websocket; chat frames are small and a larger frame
-            // simply takes more reads. 4096 (the default) → 256 saves ~4 KB per connection.
-            .ws_read_buffer_size(256)
-            .with_state(state.clone())
-            .build_layer();
-        realtime::register(&io);
-        state.chat.attach(io.clone());
-
-        // Socket.IO sits in front of the REST router, so Engine.IO requests skip routing and
-        // request logging (polls would flood it), but inside CORS, so polling requests get the
-        // same CORS policy as REST.
-        let service = ServiceBuilder::new()
-            .layer(cors(&config.cors_origins))
-            .map_request(realtime::transport::detach_engine_io_request)
-            .map_response(IntoResponse::into_response)
-            .layer(socket_layer)
-            .service(http::router(state.clone()));
+        let rest = http::router(state.clone());
+        let builder = socket_io_builder(config).with_state(state.clone());
+        let (service, realtime): (Service, Arc<dyn Realtime>) = match &config.redis_url {
+            None => {
+                let (layer, io) = builder.build_layer();
+                io.ns("/", realtime::connect_handler());
+                (assemble(config, layer, rest), Arc::new(io))
+            }
+            Some(url) => {
+                let adapter = redis_adapter(url).await?;
+                let (layer, io) = builder
+                    .with_adapter::<RedisAdapter<_>>(adapter)
+                    .build_layer();
+                io.ns("/", realtime::connect_handler())
+                    .await
+                    .map_err(|e| io::Error::other(format!("Redis adapter: {e}")))?;
+                (assemble(config, layer, rest), Arc::new(io))
+            }
+        };
+        state.chat.attach(realtime.clone());
         Ok(Self {
-            service: Service::new(service),
-            io,
+            service,
+            realtime,
             state,
         })
     }
+}
+
+fn socket_io_builder(config: &Config) -> SocketIoBuilder {
+    let max_payload = usize::try_from(config.max_payload_bytes).unwrap_or(usize::MAX);
+    SocketIo::builder()
+        .req_path("/ws")
+        // Node's `maxHttpBufferSize` (1 MB), so clients that Node accepted keep working. Like
+        // Node, the bound holds for websocket messages as well as polling bodies.
+        .max_payload(config.max_payload_bytes)
+        .ws_max_message_size(max_payload)
+        .ws_max_frame_size(max_payload)
+        // Allocated up front for every websocket; chat frames are small and a larger frame
+        // simply takes more reads. 4096 (the default) → 256 saves ~4 KB per connection.
+        .ws_read_buffer_size(256)
+}
+
+/// Connects socketioxide's Redis adapter (RESP3, so Redis 7 or later).
+async fn redis_adapter(
+    url: &str,
+) -> io::Result<RedisAdapterCtr<socketioxide_redis::drivers::redis::RedisDriver>> {
+    let url = if url.contains("protocol=") {
+        url.to_owned()
+    } else {
+        format!(
+            "{url}{}protocol=resp3",
+            if url.contains('?') { '&' } else { '?' }
+        )
+    };
+    let client = redis::Client::open(url).map_err(io::Error::other)?;
+    RedisAdapterCtr::new_with_redis(&client)
+        .await
+        .map_err(|e| io::Error::other(format!("connecting to Redis: {e}")))
+}
+
+/// Socket.IO sits in front of the REST router, so Engine.IO requests skip routing and request
+/// logging (polls would flood it), but inside CORS, so polling requests get the same CORS policy
+/// as REST.
+fn assemble<A: Adapter>(config: &Config, layer: SocketIoLayer<A>, rest: axum::Router) -> Service {
+    let service = ServiceBuilder::new()
+        .layer(cors(&config.cors_origins))
+        .map_request(realtime::transport::detach_engine_io_request)
+        .map_response(IntoResponse::into_response)
+        .layer(layer)
+        .service(rest);
+    Service::new(service)
 }
 
 /// Any origin unless an allow-list is configured: the stub's browser clients live elsewhere.
@@ -100,7 +149,7 @@ pub async fn serve(
     app: App,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
-    let io = app.io.clone();
+    let realtime = app.realtime.clone();
     let store = app.state.store.clone();
     let listener = listener.tap_io(|tcp| {
         // Chat messages are small and latency-bound.
@@ -110,7 +159,7 @@ pub async fn serve(
         .with_graceful_shutdown(async move {
             shutdown.await;
             tracing::info!("shutting down: closing realtime sessions");
-            io.close().await;
+            realtime.close().await;
         })
         .await?;
     store.close().await;

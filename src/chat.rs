@@ -9,13 +9,12 @@ use std::{
 };
 
 use dashmap::DashMap;
-use socketioxide::SocketIo;
 use tokio::sync::Mutex;
 
 use crate::{
     domain::{FileId, FileRecord, Message, MessageId, NewMessage, ThreadId, Timestamp},
     error::{ApiError, Result},
-    realtime,
+    realtime::Realtime,
     store::{Store, StoreError},
     views::MessageView,
 };
@@ -31,7 +30,7 @@ pub struct Posted {
 pub struct Chat {
     store: Arc<dyn Store>,
     /// Set once at start-up: the Socket.IO server is built after the state it carries.
-    io: OnceLock<SocketIo>,
+    realtime: OnceLock<Arc<dyn Realtime>>,
     /// One lock per thread, held from the append to the broadcast, so concurrent posts to a
     /// thread are broadcast in exactly the order they were stored.
     sequencers: DashMap<ThreadId, Arc<Mutex<()>>>,
@@ -41,14 +40,14 @@ impl Chat {
     pub fn new(store: Arc<dyn Store>) -> Self {
         Self {
             store,
-            io: OnceLock::new(),
+            realtime: OnceLock::new(),
             sequencers: DashMap::new(),
         }
     }
 
     /// Connects the broadcaster. Called once, when the Socket.IO layer exists.
-    pub fn attach(&self, io: SocketIo) {
-        let _ = self.io.set(io);
+    pub fn attach(&self, realtime: Arc<dyn Realtime>) {
+        let _ = self.realtime.set(realtime);
     }
 
     fn sequencer(&self, thread: &ThreadId) -> Arc<Mutex<()>> {
@@ -80,8 +79,8 @@ impl Chat {
         // returns, and so before anyone hears of the message.
         let (message, created) = self.store.append_message(message).await?;
         let view = MessageView::new(&message, &files);
-        if created && let Some(io) = self.io.get() {
-            realtime::broadcast_new_message(io, &view).await;
+        if created && let Some(realtime) = self.realtime.get() {
+            realtime.broadcast_new_message(&view).await;
         }
         Ok(Posted {
             message,

@@ -25,6 +25,11 @@ pub struct Config {
     #[arg(long, env = "DATABASE_URL")]
     pub database_url: Option<String>,
 
+    /// Run as one of several nodes: Socket.IO rooms and broadcasts go through this Redis
+    /// (7+) with socketioxide's Redis adapter. Use with a shared PostgreSQL `--database-url`.
+    #[arg(long, env = "REDIS_URL")]
+    pub redis_url: Option<String>,
+
     /// Largest accepted upload, in bytes.
     #[arg(long, env = "THREADLINE_MAX_UPLOAD_BYTES", default_value_t = 25 * 1024 * 1024)]
     pub max_upload_bytes: u64,

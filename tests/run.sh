@@ -1,29 +1,42 @@
 #!/usr/bin/env bash
-# Runs every test: installs what the suites need when it is missing, then `cargo test`.
+# Runs every test: installs what the suites need when it is missing, starts PostgreSQL and
+# Redis on loopback, then runs the whole suite (Rust + JavaScript) against each storage
+# backend: in memory, SQLite, and PostgreSQL (which also runs the two-node Redis test).
 #
-#   bash tests/run.sh
+#   bash tests/run.sh            # all three backends
+#   bash tests/run.sh memory     # one of: memory sqlite postgres
 #
-# Needs: Rust (cargo), Node 20+ with npm. Installs Chromium (Debian packages chromium and
-# chromium-driver) for the browser example test when it is missing and apt-get is available.
+# Needs: Rust (cargo), Node 20+ with npm, and apt-get (Debian/Ubuntu) for chromium,
+# postgresql and redis-server when they are not installed yet.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-need_apt=()
-[ -x /usr/bin/chromium ] || need_apt+=(chromium chromium-driver)
-if [ ${#need_apt[@]} -gt 0 ]; then
-  if command -v apt-get >/dev/null; then
-    sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
-    echo "installing ${need_apt[*]}"
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need_apt[@]}" >/dev/null
-  else
-    echo "missing ${need_apt[*]}: install them with your package manager" >&2
-    exit 1
-  fi
+backends=("${@:-memory sqlite postgres}")
+# shellcheck disable=SC2206
+backends=(${backends[*]})
+
+sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+if [ ! -x /usr/bin/chromium ]; then
+  echo "installing chromium (browser example test)"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium chromium-driver >/dev/null
 fi
 
 for dir in tests/js client-examples; do
   [ -d "$dir/node_modules" ] || (cd "$dir" && npm ci --no-audit --no-fund)
 done
 
-cargo test --all-targets "$@"
+# PostgreSQL and Redis for the durable and multi-node passes.
+for line in $(bash tests/services.sh); do export "${line?}"; done
+
+cargo build --all-targets
+for backend in "${backends[@]}"; do
+  case "$backend" in
+    memory) database=memory ;;
+    sqlite) database=sqlite ;;
+    postgres) database="$THREADLINE_TEST_POSTGRES" ;;
+    *) echo "unknown backend $backend (memory, sqlite, postgres)" >&2; exit 2 ;;
+  esac
+  echo "=== test suite against the $backend store"
+  THREADLINE_TEST_DATABASE="$database" cargo test --all-targets
+done
