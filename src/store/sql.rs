@@ -376,20 +376,10 @@ impl Store for SqlStore {
         let (sql, descending) = match &anchor {
             Anchor::Oldest => (select("", "ASC"), false),
             Anchor::Newest => (select("", "DESC"), true),
-            Anchor::Before(_) => (
-                select(
-                    "AND (activity < $3 OR (activity = $3 AND thread_id < $4))",
-                    "DESC",
-                ),
-                true,
-            ),
-            Anchor::After(_) => (
-                select(
-                    "AND (activity > $3 OR (activity = $3 AND thread_id > $4))",
-                    "ASC",
-                ),
-                false,
-            ),
+            // Row values, so both engines range-scan the (user_id, activity, thread_id) index;
+            // the equivalent OR form made PostgreSQL filter half a million rows.
+            Anchor::Before(_) => (select("AND (activity, thread_id) < ($3, $4)", "DESC"), true),
+            Anchor::After(_) => (select("AND (activity, thread_id) > ($3, $4)", "ASC"), false),
         };
         let mut query = sqlx::query(&sql)
             .bind(member.as_str())

@@ -27,6 +27,12 @@ enum Scenario {
     Held,
     Fanout,
     History,
+    /// threadline only: inserts/s and page latency on memory, SQLite and PostgreSQL, and
+    /// cross-node delivery latency through Redis (needs --postgres-url and --redis-url).
+    Backends,
+    /// threadline on SQLite and PostgreSQL: a history page and a conversation list with 10 rows
+    /// in the database, then with 1,000,000 (bulk-loaded with SQL).
+    Scale,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -65,6 +71,15 @@ struct Args {
     /// Messages in the history thread.
     #[arg(long, default_value_t = 100_000)]
     history: usize,
+    /// Messages per backend in the backends scenario.
+    #[arg(long, default_value_t = 20_000)]
+    backend_history: usize,
+    /// A PostgreSQL server for the backends scenario (a fresh database is created per run).
+    #[arg(long, env = "THREADLINE_BENCH_POSTGRES")]
+    postgres_url: Option<String>,
+    /// A Redis server for the cross-node run of the backends scenario.
+    #[arg(long, env = "THREADLINE_BENCH_REDIS")]
+    redis_url: Option<String>,
     /// Path of the threadline binary.
     #[arg(long, default_value = "target/release/threadline")]
     threadline_bin: String,
@@ -117,6 +132,7 @@ async fn measure(server: Server, args: &Args) -> Result<Results> {
         results.max_rate = Some(
             scenarios::fan_out(
                 &target,
+                &target,
                 args.threads,
                 args.clients,
                 args.posters,
@@ -129,6 +145,7 @@ async fn measure(server: Server, args: &Args) -> Result<Results> {
         eprintln!("[{}] fan-out at {} posts/s", target.name, args.rate);
         results.fixed_rate = Some(
             scenarios::fan_out(
+                &target,
                 &target,
                 args.threads,
                 args.clients,
@@ -385,15 +402,309 @@ fn report(args: &Args, all: &[Results]) -> String {
     out
 }
 
+/// A fresh database on the PostgreSQL server `url` points at.
+async fn fresh_database(url: &str) -> Result<String> {
+    use sqlx::Connection;
+    sqlx::any::install_default_drivers();
+    let name = format!("threadline_bench_{}", std::process::id());
+    let mut admin = sqlx::AnyConnection::connect(url).await?;
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name}"))
+        .execute(&mut admin)
+        .await?;
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut admin)
+        .await?;
+    admin.close().await?;
+    let base = url.rsplit_once('/').map(|(b, _)| b).unwrap_or(url);
+    Ok(format!("{base}/{name}"))
+}
+
+/// The backends table: one column per storage backend, plus cross-node delivery.
+async fn backends(args: &Args) -> Result<String> {
+    let scratch = std::env::temp_dir().join(format!("threadline-bench-db-{}", std::process::id()));
+    std::fs::create_dir_all(&scratch)?;
+    let mut columns: Vec<(String, Vec<String>)> = vec![
+        ("memory".into(), vec![]),
+        (
+            "SQLite".into(),
+            vec![format!(
+                "--database-url=sqlite://{}/bench.db",
+                scratch.display()
+            )],
+        ),
+    ];
+    if let Some(pg) = &args.postgres_url {
+        columns.push((
+            "PostgreSQL".into(),
+            vec![format!("--database-url={}", fresh_database(pg).await?)],
+        ));
+    }
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "| metric | {} |",
+        columns
+            .iter()
+            .map(|c| c.0.as_str())
+            .collect::<Vec<_>>()
+            .join(" | ")
+    );
+    let _ = writeln!(out, "|---|{}", "---|".repeat(columns.len()));
+    let mut rows: Vec<(&str, Vec<String>)> = vec![
+        ("sustained inserts/s (REST, 8 posters)", vec![]),
+        ("history first page p50 / p99", vec![]),
+        ("history last page p50 / p99", vec![]),
+        ("messages walked without gap or duplicate", vec![]),
+    ];
+    for (name, extra) in &columns {
+        let mut extra = extra.clone();
+        extra.extend(args.threadline_arg.iter().cloned());
+        let target = Target::threadline(&args.threadline_bin, &extra)?;
+        eprintln!(
+            "[threadline on {name}] history of {} messages",
+            args.backend_history
+        );
+        let h = scenarios::history(&target, args.backend_history, 200).await?;
+        rows[0].1.push(format!("{:.0}", h.inserts_per_sec));
+        rows[1].1.push(format!(
+            "{:.2} / {:.2} ms",
+            ms(&h.first_page, 0.5),
+            ms(&h.first_page, 0.99)
+        ));
+        rows[2].1.push(format!(
+            "{:.2} / {:.2} ms",
+            ms(&h.last_page, 0.5),
+            ms(&h.last_page, 0.99)
+        ));
+        rows[3].1.push(format!(
+            "{} of {}",
+            h.walked - h.gaps_or_duplicates.min(h.walked),
+            h.messages
+        ));
+    }
+    for (metric, cells) in rows {
+        let _ = writeln!(out, "| {metric} | {} |", cells.join(" | "));
+    }
+    let _ = std::fs::remove_dir_all(&scratch);
+
+    if let (Some(pg), Some(redis)) = (&args.postgres_url, &args.redis_url) {
+        let database = fresh_database(pg).await?;
+        let node = |_: ()| {
+            let mut extra = vec![
+                format!("--database-url={database}"),
+                format!("--redis-url={redis}"),
+            ];
+            extra.extend(args.threadline_arg.iter().cloned());
+            Target::threadline(&args.threadline_bin, &extra)
+        };
+        let (a, b) = (node(())?, node(())?);
+        eprintln!(
+            "[threadline, 2 nodes] clients on A, posts through B at {} posts/s",
+            args.rate
+        );
+        let cross = scenarios::fan_out(
+            &a,
+            &b,
+            args.threads,
+            args.clients,
+            args.posters,
+            Some(args.rate),
+            args.seconds,
+        )
+        .await?;
+        drop((a, b));
+        let single = Target::threadline(
+            &args.threadline_bin,
+            &[format!("--database-url={}", fresh_database(pg).await?)],
+        )?;
+        eprintln!("[threadline, 1 node on PostgreSQL] same load");
+        let one = scenarios::fan_out(
+            &single,
+            &single,
+            args.threads,
+            args.clients,
+            args.posters,
+            Some(args.rate),
+            args.seconds,
+        )
+        .await?;
+        let _ = writeln!(
+            out,
+            "\n| {} posts/s into {} rooms of {} (PostgreSQL) | one node | two nodes (Redis adapter), posted on B, received on A |",
+            args.rate, args.threads, args.clients
+        );
+        let _ = writeln!(out, "|---|---|---|");
+        for (metric, q) in [
+            ("post→delivery p50", 0.5),
+            ("post→delivery p90", 0.9),
+            ("post→delivery p99", 0.99),
+        ] {
+            let _ = writeln!(
+                out,
+                "| {metric} | {:.2} ms | {:.2} ms |",
+                ms(&one.latency, q),
+                ms(&cross.latency, q)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "| lost / duplicated | {} / {} | {} / {} |",
+            one.lost, one.duplicated, cross.lost, cross.duplicated
+        );
+        let _ = writeln!(
+            out,
+            "| deliveries | {} of {} | {} of {} |",
+            one.delivered, one.expected, cross.delivered, cross.expected
+        );
+    }
+    Ok(out)
+}
+
+/// Adds rows straight through SQL: `n` messages to thread `big`, and `n` threads that member
+/// `alice` belongs to. Portable between SQLite and PostgreSQL.
+async fn bulk_load(database_url: &str, n: i64) -> Result<()> {
+    use sqlx::Connection;
+    sqlx::any::install_default_drivers();
+    let mut db = sqlx::AnyConnection::connect(database_url).await?;
+    let series = "WITH RECURSIVE c(g) AS (SELECT 1 UNION ALL SELECT g + 1 FROM c WHERE g < $1)";
+    sqlx::query("INSERT INTO accounts (seq, id, name) VALUES (1, 'alice', 'Alice')")
+        .execute(&mut db)
+        .await?;
+    sqlx::query("INSERT INTO threads (id, title, member_ids, member_key, created_at, updated_at, last_seq) VALUES ('big', NULL, '[\"bulk\",\"big\"]', 'big,bulk', 1, 1, $1)")
+        .bind(n)
+        .execute(&mut db)
+        .await?;
+    sqlx::query(&format!("{series} INSERT INTO messages (thread_id, seq, id, author_id, body, file_ids, created_at, client_id) SELECT 'big', g, 'm' || g, 'bulk', 'bulk message', '[]', g, NULL FROM c"))
+        .bind(n)
+        .execute(&mut db)
+        .await?;
+    sqlx::query(&format!("{series} INSERT INTO threads (id, title, member_ids, member_key, created_at, updated_at) SELECT 't' || g, NULL, '[\"alice\",\"b' || g || '\"]', 'alice,b' || g, g, g FROM c"))
+        .bind(n)
+        .execute(&mut db)
+        .await?;
+    sqlx::query(&format!("{series} INSERT INTO thread_members (user_id, thread_id, activity) SELECT 'alice', 't' || g, g FROM c"))
+        .bind(n)
+        .execute(&mut db)
+        .await?;
+    if database_url.starts_with("postgres") {
+        sqlx::query("ANALYZE").execute(&mut db).await?;
+    }
+    db.close().await?;
+    Ok(())
+}
+
+/// p50 / p99 of `samples` GETs of `path`.
+async fn time_get(target: &Target, path: &str, samples: usize) -> Result<(f64, f64)> {
+    let mut rest = rest::Rest::connect(target.addr).await?;
+    let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+    for _ in 0..samples {
+        let t = std::time::Instant::now();
+        let (status, _) = rest.get(path).await?;
+        if status != 200 {
+            return Err(format!("GET {path}: {status}").into());
+        }
+        h.record(t.elapsed().as_micros() as u64)?;
+    }
+    Ok((ms(&h, 0.5), ms(&h, 0.99)))
+}
+
+async fn scale(args: &Args) -> Result<String> {
+    let scratch =
+        std::env::temp_dir().join(format!("threadline-bench-scale-{}", std::process::id()));
+    let mut backends = vec![("SQLite", None::<String>)];
+    if let Some(pg) = &args.postgres_url {
+        backends.push(("PostgreSQL", Some(pg.clone())));
+    }
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "| p50 / p99 | rows | history page (50) from the start | history page (50) at the end | conversation list (10) | conversation list, older page |"
+    );
+    let _ = writeln!(out, "|---|---|---|---|---|---|");
+    for (name, pg) in backends {
+        for n in [10i64, 1_000_000] {
+            let _ = std::fs::remove_dir_all(&scratch);
+            std::fs::create_dir_all(&scratch)?;
+            let url = match &pg {
+                Some(pg) => fresh_database(pg).await?,
+                None => format!("sqlite://{}/scale.db?mode=rwc", scratch.display()),
+            };
+            // Start once so the migrations create the schema, load, then measure.
+            drop(Target::threadline(
+                &args.threadline_bin,
+                &[format!("--database-url={url}")],
+            )?);
+            eprintln!("[threadline on {name}] loading {n} messages and {n} conversations");
+            bulk_load(&url, n).await?;
+            let target =
+                Target::threadline(&args.threadline_bin, &[format!("--database-url={url}")])?;
+            let first = time_get(&target, "/api/threads/big/messages?limit=50", 200).await?;
+            let last_cursor = format!("m{}", (n - 50).max(1));
+            let last = time_get(
+                &target,
+                &format!("/api/threads/big/messages?limit=50&cursor={last_cursor}"),
+                200,
+            )
+            .await?;
+            let list = time_get(&target, "/api/alice/conversation?pageSize=10", 200).await?;
+            let cursor = pagination_cursor("OLDEST_FIRST", &format!("t{}", n / 2));
+            let older = time_get(
+                &target,
+                &format!("/api/alice/conversation?pageSize=10&cursor={cursor}"),
+                200,
+            )
+            .await?;
+            let cell = |(p50, p99): (f64, f64)| format!("{p50:.2} / {p99:.2} ms");
+            let _ = writeln!(
+                out,
+                "| {name} | {n} | {} | {} | {} | {} |",
+                cell(first),
+                cell(last),
+                cell(list),
+                cell(older)
+            );
+        }
+    }
+    let _ = std::fs::remove_dir_all(&scratch);
+    Ok(out)
+}
+
+/// A cursor as the accounts API encodes it, URL-escaped.
+fn pagination_cursor(sort: &str, last_seen: &str) -> String {
+    threadline::pagination::encode_cursor(
+        if sort == "OLDEST_FIRST" {
+            threadline::pagination::Sort::OldestFirst
+        } else {
+            threadline::pagination::Sort::NewestFirst
+        },
+        last_seen,
+    )
+    .replace('+', "%2B")
+    .replace('/', "%2F")
+    .replace('=', "%3D")
+}
+
 fn main() -> Result<()> {
     let args = Args::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let mut all = Vec::new();
-    for server in &args.servers {
-        all.push(runtime.block_on(measure(*server, &args))?);
+    let side_by_side = args
+        .scenarios
+        .iter()
+        .any(|s| !matches!(s, Scenario::Backends | Scenario::Scale));
+    if side_by_side {
+        let mut all = Vec::new();
+        for server in &args.servers {
+            all.push(runtime.block_on(measure(*server, &args))?);
+        }
+        println!("{}", report(&args, &all));
     }
-    println!("{}", report(&args, &all));
+    if args.scenarios.contains(&Scenario::Backends) {
+        println!("{}", runtime.block_on(backends(&args))?);
+    }
+    if args.scenarios.contains(&Scenario::Scale) {
+        println!("{}", runtime.block_on(scale(&args))?);
+    }
     Ok(())
 }

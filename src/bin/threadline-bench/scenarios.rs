@@ -191,10 +191,12 @@ fn stamp(frame: &str) -> Option<(u64, u64)> {
     Some((rest[..t].parse().ok()?, rest[t + 1..end].parse().ok()?))
 }
 
-/// `threads` × `clients` sockets joined; `posters` REST connections post for `seconds`, either
+/// `threads` × `clients` sockets joined to `target`; `posters` REST connections post to
+/// `post_to` (the same server, or another node) for `seconds`, either
 /// as fast as answers come back (`rate == None`) or at `rate` posts per second in total.
 pub async fn fan_out(
     target: &Target,
+    post_to: &Target,
     threads: usize,
     clients: usize,
     posters: usize,
@@ -277,7 +279,7 @@ pub async fn fan_out(
     let mut posting = JoinSet::new();
     for _ in 0..posters {
         let (addr, ids, seq, per_thread, errors) = (
-            target.addr,
+            post_to.addr,
             thread_ids.clone(),
             seq.clone(),
             per_thread.clone(),
@@ -362,6 +364,8 @@ pub async fn fan_out(
 
 pub struct History {
     pub messages: usize,
+    /// Sustained inserts per second over REST (8 concurrent posters).
+    pub inserts_per_sec: f64,
     pub walked: usize,
     pub gaps_or_duplicates: usize,
     pub first_page: Histogram<u64>,
@@ -372,6 +376,7 @@ pub struct History {
 pub async fn history(target: &Target, n: usize, samples: usize) -> Result<History> {
     let thread = create_threads(target, 1, "history").await?.remove(0);
     let inserters = 8;
+    let started = Instant::now();
     let mut tasks = JoinSet::new();
     for w in 0..inserters {
         let (addr, thread) = (target.addr, thread.clone());
@@ -397,6 +402,7 @@ pub async fn history(target: &Target, n: usize, samples: usize) -> Result<Histor
     while let Some(ids) = tasks.join_next().await {
         acknowledged.extend(ids??);
     }
+    let inserts_per_sec = acknowledged.len() as f64 / started.elapsed().as_secs_f64();
 
     // Walk it all: every acknowledged message exactly once.
     let mut rest = Rest::connect(target.addr).await?;
@@ -446,6 +452,7 @@ pub async fn history(target: &Target, n: usize, samples: usize) -> Result<Histor
     }
     Ok(History {
         messages: acknowledged.len(),
+        inserts_per_sec,
         walked: walked.len(),
         gaps_or_duplicates,
         first_page,
