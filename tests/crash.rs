@@ -132,6 +132,18 @@ async fn every_acknowledged_message_survives_kill_9() {
         assert!(status == 201 || status == 200, "retry answered {status}");
     }
 
+    // A retry of an acknowledged post, after the restart, is answered with the original.
+    let (w, n, id) = acknowledged[acknowledged.len() / 2].clone();
+    let retry = http
+        .post(format!("{}/api/threads/{thread}/messages", server.url))
+        .json(&json!({"body": format!("{w}:{n}"), "clientMessageId": format!("{w}:{n}")}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(retry.status(), 200);
+    let original: Value = retry.json().await.unwrap();
+    assert_eq!(original["message"]["id"], id.as_str());
+
     let mut history = Vec::new();
     let mut cursor: Option<String> = None;
     loop {

@@ -83,6 +83,26 @@ test("after the transport is killed the client reconnects, re-joins and receives
   }
 });
 
+test("an idempotent retry is not broadcast again", async () => {
+  const threadId = await createThread(server);
+  const socket = await connect(server);
+  try {
+    await emitAck(socket, "thread:join", { threadId });
+    const box = collect(socket);
+    const first = await api(server, "POST", `/api/threads/${threadId}/messages`, { body: "once", clientMessageId: "retry-1" });
+    const retry = await api(server, "POST", `/api/threads/${threadId}/messages`, { body: "once", clientMessageId: "retry-1" });
+    assert.equal(first.status, 201);
+    assert.equal(retry.status, 200);
+    assert.deepEqual(retry.body, first.body);
+    const marker = await postMessage(server, threadId, "marker");
+    await waitUntil(() => box.length >= 2, 5000, "deliveries");
+    await sleep(50);
+    assert.deepEqual(box.map((m) => m.id), [first.body.message.id, marker.id]);
+  } finally {
+    socket.close();
+  }
+});
+
 test("every client that emits thread:join right after io() is joined and acked", async () => {
   // Chat pages emit before the connection is even open; socket.io-client buffers the emit and
   // sends it right behind the CONNECT packet. None may be lost.
