@@ -19,6 +19,18 @@ pub struct Thread {
 }
 
 impl Thread {
+    /// A new thread, with a fresh time-ordered id, created now.
+    pub fn new(title: Option<String>, members: &MemberSet) -> Self {
+        let now = Timestamp::now();
+        Self {
+            id: ThreadId::generate(),
+            title,
+            member_ids: members.listed().to_vec(),
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
     pub fn has_member(&self, user: &UserId) -> bool {
         self.member_ids.contains(user)
     }

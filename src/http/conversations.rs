@@ -12,10 +12,10 @@ use serde::Deserialize;
 use super::{
     accounts::account,
     extract::{IdempotencyKey, Json, Path, Query, client_message_id},
-    messages::{message_error, posted_status},
+    messages::message_error,
 };
 use crate::{
-    domain::{Account, MemberSet, MessageId, NewMessage, Thread, ThreadId, Timestamp, UserId},
+    domain::{Account, MemberSet, MessageId, NewMessage, Thread, ThreadId, UserId},
     error::{ApiError, Result},
     pagination::{PageRequest, Paginated},
     state::AppState,
@@ -146,21 +146,14 @@ async fn create(
     }
     let members = MemberSet::new([account.id.clone(), with.id.clone()])
         .map_err(|_| ApiError::Internal("two distinct members form a member set".into()))?;
-    let now = Timestamp::now();
-    let thread = Thread {
-        id: ThreadId::generate(),
-        title: None,
-        member_ids: members.listed().to_vec(),
-        created_at: now,
-        updated_at: now,
-    };
-    let (thread, created) = state.store.create_or_resolve_thread(thread).await?;
-    let status = if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
-    Ok((status, Json(conversation_view(&state, &thread).await?)))
+    let (thread, created) = state
+        .store
+        .create_or_resolve_thread(Thread::new(None, &members))
+        .await?;
+    Ok((
+        super::created_or_found(created),
+        Json(conversation_view(&state, &thread).await?),
+    ))
 }
 
 /// `GET /api/account/:account_id/conversation/:conversation_id` → Conversation.
@@ -223,7 +216,7 @@ async fn post_message(
     let posted = state.chat.post(&thread.id, new).await?;
     let names = HashMap::from([(account.id.clone(), account.name.clone())]);
     Ok((
-        posted_status(posted.created),
+        super::created_or_found(posted.created),
         Json(ChatMessageView::new(&posted.message, &names)),
     ))
 }

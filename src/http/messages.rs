@@ -117,20 +117,11 @@ async fn create(
         .with_client_id(key);
     let posted = state.chat.post(&thread, new).await?;
     Ok((
-        posted_status(posted.created),
+        super::created_or_found(posted.created),
         Json(Created {
             message: posted.view,
         }),
     ))
-}
-
-/// 201 for a new message, 200 for an idempotent retry.
-pub fn posted_status(created: bool) -> StatusCode {
-    if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    }
 }
 
 pub fn message_error(e: MessageError) -> ApiError {

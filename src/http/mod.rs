@@ -24,6 +24,16 @@ use tracing::Span;
 
 use crate::{error::ApiError, state::AppState};
 
+/// 201 when a request created something, 200 when it found what already existed (a thread with
+/// the same members, an idempotent retry).
+pub fn created_or_found(created: bool) -> axum::http::StatusCode {
+    if created {
+        axum::http::StatusCode::CREATED
+    } else {
+        axum::http::StatusCode::OK
+    }
+}
+
 pub fn router(state: AppState) -> Router {
     let config = &state.config;
     Router::new()

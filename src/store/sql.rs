@@ -168,14 +168,25 @@ impl SqlStore {
     }
 }
 
-/// Fetches `limit + 1` rows in the window's direction: the extra row says whether more follow.
-fn trim<T>(mut rows: Vec<T>, limit: usize, descending: bool) -> (Vec<T>, bool) {
+/// Turns `limit + 1` rows fetched in the anchor's direction (the extra row says whether more
+/// follow) into a window, oldest first.
+fn window<T, Id>(mut rows: Vec<T>, limit: usize, anchor: &Anchor<Id>) -> Window<T> {
     let more = rows.len() > limit;
     rows.truncate(limit);
-    if descending {
+    if matches!(anchor, Anchor::Newest | Anchor::Before(_)) {
         rows.reverse();
     }
-    (rows, more)
+    let (more_before, more_after) = match anchor {
+        Anchor::Oldest => (false, more),
+        Anchor::Newest => (more, false),
+        Anchor::Before(_) => (more, true),
+        Anchor::After(_) => (true, more),
+    };
+    Window {
+        items: rows,
+        more_before,
+        more_after,
+    }
 }
 
 fn page_limit(limit: usize) -> i64 {
@@ -297,18 +308,16 @@ impl Store for SqlStore {
                  ORDER BY seq {order} LIMIT $2"
             )
         };
-        let (sql, pivot, descending) = match &anchor {
-            Anchor::Oldest => (select("", "ASC"), None, false),
-            Anchor::Newest => (select("", "DESC"), None, true),
+        let (sql, pivot) = match &anchor {
+            Anchor::Oldest => (select("", "ASC"), None),
+            Anchor::Newest => (select("", "DESC"), None),
             Anchor::Before(id) => (
                 select("AND seq < $3", "DESC"),
                 Some(self.seq_of(thread, id).await?),
-                true,
             ),
             Anchor::After(id) => (
                 select("AND seq > $3", "ASC"),
                 Some(self.seq_of(thread, id).await?),
-                false,
             ),
         };
         let mut query = sqlx::query(&sql)
@@ -322,18 +331,7 @@ impl Store for SqlStore {
             .iter()
             .map(Self::message)
             .collect::<StoreResult<Vec<_>>>()?;
-        let (items, more) = trim(rows, limit, descending);
-        let (more_before, more_after) = match anchor {
-            Anchor::Oldest => (false, more),
-            Anchor::Newest => (more, false),
-            Anchor::Before(_) => (more, true),
-            Anchor::After(_) => (true, more),
-        };
-        Ok(Window {
-            items,
-            more_before,
-            more_after,
-        })
+        Ok(window(rows, limit, &anchor))
     }
 
     async fn last_message(&self, thread: &ThreadId) -> StoreResult<Option<Message>> {
@@ -373,13 +371,13 @@ impl Store for SqlStore {
             ),
             _ => None,
         };
-        let (sql, descending) = match &anchor {
-            Anchor::Oldest => (select("", "ASC"), false),
-            Anchor::Newest => (select("", "DESC"), true),
+        let sql = match &anchor {
+            Anchor::Oldest => select("", "ASC"),
+            Anchor::Newest => select("", "DESC"),
             // Row values, so both engines range-scan the (user_id, activity, thread_id) index;
             // the equivalent OR form made PostgreSQL filter half a million rows.
-            Anchor::Before(_) => (select("AND (activity, thread_id) < ($3, $4)", "DESC"), true),
-            Anchor::After(_) => (select("AND (activity, thread_id) > ($3, $4)", "ASC"), false),
+            Anchor::Before(_) => select("AND (activity, thread_id) < ($3, $4)", "DESC"),
+            Anchor::After(_) => select("AND (activity, thread_id) > ($3, $4)", "ASC"),
         };
         let mut query = sqlx::query(&sql)
             .bind(member.as_str())
@@ -393,24 +391,18 @@ impl Store for SqlStore {
             .iter()
             .map(|r| r.try_get::<String, _>(0))
             .collect::<Result<_, _>>()?;
-        let (ids, more) = trim(ids, limit, descending);
-        let mut items = Vec::with_capacity(ids.len());
-        for id in &ids {
+        let ids = window(ids, limit, &anchor);
+        let mut items = Vec::with_capacity(ids.items.len());
+        for id in &ids.items {
             items.push(
                 self.thread(&ThreadId::parse(id).map_err(|_| corrupt("thread id"))?)
                     .await?,
             );
         }
-        let (more_before, more_after) = match anchor {
-            Anchor::Oldest => (false, more),
-            Anchor::Newest => (more, false),
-            Anchor::Before(_) => (more, true),
-            Anchor::After(_) => (true, more),
-        };
         Ok(Window {
             items,
-            more_before,
-            more_after,
+            more_before: ids.more_before,
+            more_after: ids.more_after,
         })
     }
 
