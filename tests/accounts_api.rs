@@ -68,7 +68,11 @@ async fn accounts_are_created_listed_and_read() {
 #[tokio::test]
 async fn bad_account_names_are_400() {
     let app = spawn_app().await;
-    for body in [json!({"name": "   "}), json!({"name": "x".repeat(101)})] {
+    for body in [
+        json!({"name": "   "}),
+        json!({"name": "x".repeat(101)}),
+        json!({"name": "a\u{0}b"}),
+    ] {
         let reply = app.post_json("/api/accounts", body).await;
         assert_eq!(reply.status, StatusCode::BAD_REQUEST);
         assert_eq!(reply.error_code(), "invalid_name");

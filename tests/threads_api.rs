@@ -221,6 +221,10 @@ async fn bad_message_posts_get_clear_errors() {
     assert_eq!(unknown_file.status, StatusCode::BAD_REQUEST);
     assert_eq!(unknown_file.error_code(), "unknown_file");
 
+    let nul = app.post_json(&path, json!({"body": "a\u{0}b"})).await;
+    assert_eq!(nul.status, StatusCode::BAD_REQUEST);
+    assert_eq!(nul.error_code(), "invalid_text");
+
     let too_long = app
         .post_json(&path, json!({"body": "x".repeat(16 * 1024 + 1)}))
         .await;

@@ -19,6 +19,7 @@ pub struct AccountName(String);
 pub enum AccountNameError {
     Blank,
     TooLong,
+    ControlCharacter,
 }
 
 impl AccountName {
@@ -29,6 +30,9 @@ impl AccountName {
         }
         if name.chars().count() > MAX_NAME_CHARS {
             return Err(AccountNameError::TooLong);
+        }
+        if name.chars().any(char::is_control) {
+            return Err(AccountNameError::ControlCharacter);
         }
         Ok(Self(name.to_owned()))
     }
@@ -49,6 +53,10 @@ mod tests {
         assert_eq!(
             AccountName::parse(&"x".repeat(101)),
             Err(AccountNameError::TooLong)
+        );
+        assert_eq!(
+            AccountName::parse("a\0b"),
+            Err(AccountNameError::ControlCharacter)
         );
     }
 }

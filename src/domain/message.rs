@@ -51,6 +51,8 @@ pub enum MessageError {
     Empty,
     TooLong,
     TooManyFiles,
+    /// A NUL character: no database stores it as text, and no chat needs it.
+    NulCharacter,
 }
 
 impl MessageBody {
@@ -76,6 +78,9 @@ impl NewMessage {
         file_ids: Vec<FileId>,
     ) -> Result<Self, MessageError> {
         let body = body.unwrap_or("").trim();
+        if body.contains('\0') {
+            return Err(MessageError::NulCharacter);
+        }
         if body.is_empty() && file_ids.is_empty() {
             return Err(MessageError::Empty);
         }
@@ -108,6 +113,12 @@ mod tests {
     fn blank_body_without_files_is_empty() {
         let err = NewMessage::new(UserId::anonymous(), Some("  \n "), vec![]).unwrap_err();
         assert_eq!(err, MessageError::Empty);
+    }
+
+    #[test]
+    fn nul_characters_are_refused() {
+        let err = NewMessage::new(UserId::anonymous(), Some("a\0b"), vec![]).unwrap_err();
+        assert_eq!(err, MessageError::NulCharacter);
     }
 
     #[test]

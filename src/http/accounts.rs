@@ -56,6 +56,9 @@ async fn create(
             "invalid_name",
             format!("name is longer than {MAX_NAME_CHARS} characters"),
         ),
+        AccountNameError::ControlCharacter => {
+            ApiError::bad_request("invalid_name", "name contains control characters")
+        }
     })?;
     let account = state.store.create_account(name).await?;
     Ok((StatusCode::CREATED, Json(AccountView::from(&account))))

@@ -138,6 +138,9 @@ pub fn message_error(e: MessageError) -> ApiError {
             "too_many_files",
             format!("a message carries at most {MAX_FILES_PER_MESSAGE} files"),
         ),
+        MessageError::NulCharacter => {
+            ApiError::bad_request("invalid_text", "message text contains a NUL character")
+        }
     }
 }
 

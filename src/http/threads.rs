@@ -59,6 +59,12 @@ async fn create_or_resolve(
     })?;
     let title = match req.title.as_deref().map(str::trim) {
         None | Some("") => None,
+        Some(t) if t.chars().any(char::is_control) => {
+            return Err(ApiError::bad_request(
+                "invalid_title",
+                "title contains control characters",
+            ));
+        }
         Some(t) if t.chars().count() > MAX_TITLE_CHARS => {
             return Err(ApiError::bad_request(
                 "invalid_title",
