@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::{blobs::Blobs, chat::Chat, config::Config, store::Store};
+use crate::{blobs::Blobs, chat::Chat, config::Config, realtime::Identities, store::Store};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -10,6 +10,8 @@ pub struct AppState {
     pub chat: Arc<Chat>,
     pub blobs: Arc<Blobs>,
     pub config: Arc<Config>,
+    /// The users that identified sockets speak for.
+    pub identities: Arc<Identities>,
 }
 
 impl AppState {
@@ -19,6 +21,7 @@ impl AppState {
             chat: Arc::new(Chat::new(Arc::clone(&store))),
             store,
             config: Arc::new(config),
+            identities: Arc::default(),
         }
     }
 }

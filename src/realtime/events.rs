@@ -3,7 +3,18 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::domain::ThreadId;
+use crate::{domain::ThreadId, views::MessageView};
+
+/// `message:send`'s payload. Wrong types are refused by the parser (`invalid_payload`); the
+/// values go through the same validation as the REST post.
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SendMessage {
+    pub thread_id: String,
+    pub body: Option<String>,
+    pub file_ids: Option<Vec<String>>,
+    pub client_message_id: Option<String>,
+}
 
 /// Client → server: join a thread's room. Payload `{threadId}`.
 pub const THREAD_JOIN: &str = "thread:join";
@@ -11,18 +22,26 @@ pub const THREAD_JOIN: &str = "thread:join";
 pub const THREAD_LEAVE: &str = "thread:leave";
 /// Server → room: a message was created. Payload `{message}`.
 pub const MESSAGE_NEW: &str = "message:new";
+/// Client → server: post a message. Payload `{threadId, body, fileIds?, clientMessageId?}`;
+/// ack `{ok: true, message}` or `{error}`.
+pub const MESSAGE_SEND: &str = "message:send";
 
-/// Every acknowledgement is `{ok: true}` or `{error: "<code>"}`.
+/// Every acknowledgement is `{ok: true, ...}` or `{error: "<code>"}`.
 #[derive(Debug, Serialize)]
 #[serde(untagged)]
-pub enum Ack {
+pub enum Ack<'a> {
     Ok { ok: bool },
+    Sent { ok: bool, message: &'a MessageView },
     Error { error: &'static str },
 }
 
-impl Ack {
+impl<'a> Ack<'a> {
     pub fn ok() -> Self {
         Self::Ok { ok: true }
+    }
+
+    pub fn sent(message: &'a MessageView) -> Self {
+        Self::Sent { ok: true, message }
     }
 
     pub fn error(code: &'static str) -> Self {

@@ -7,22 +7,43 @@ pub mod events;
 pub mod rooms;
 pub mod transport;
 
-use std::convert::Infallible;
-
 use async_trait::async_trait;
+use dashmap::DashMap;
 use serde_json::Value;
 use socketioxide::{
     SocketIo,
     adapter::Adapter,
     extract::{AckSender, SocketRef, State, TryData},
     handler::ConnectHandler,
+    socket::Sid,
 };
 
 use crate::{
+    domain::{FileId, NewMessage, UserId, message::ClientMessageId},
+    error::ApiError,
     state::AppState,
     views::{MessageEnvelope, MessageView},
 };
-use events::{Ack, MESSAGE_NEW, THREAD_JOIN, THREAD_LEAVE};
+
+/// Who each identified socket speaks for. Only sockets that named a user have an entry, so
+/// anonymous connections (the stub's only kind) cost nothing here.
+#[derive(Default)]
+pub struct Identities(DashMap<Sid, UserId>);
+
+impl Identities {
+    fn of(&self, sid: Sid) -> UserId {
+        self.0
+            .get(&sid)
+            .map(|u| u.clone())
+            .unwrap_or_else(UserId::anonymous)
+    }
+}
+
+/// Why a handshake is refused (socket.io-client's `connect_error`).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Refused(&'static str);
+use events::{Ack, MESSAGE_NEW, MESSAGE_SEND, THREAD_JOIN, THREAD_LEAVE};
 
 /// What the rest of the product needs from the Socket.IO server, whatever its adapter.
 #[async_trait]
@@ -61,10 +82,33 @@ pub fn connect_handler<A: Adapter>() -> impl ConnectHandler<A, (SocketRef<A>,)> 
 /// acknowledgement is sent. Registering them in the connect handler instead (which socketioxide
 /// runs as its own task after the acknowledgement) loses events a client emits right after
 /// connecting, which is exactly what chat pages do with `thread:join`.
-async fn register_handlers<A: Adapter>(socket: SocketRef<A>) -> Result<(), Infallible> {
+///
+/// A socket may name its user in the handshake (`io(url, {path: "/ws", auth: {userId}})`);
+/// without one it stays anonymous, as in the stub, and posts as `"me"`.
+async fn register_handlers<A: Adapter>(
+    socket: SocketRef<A>,
+    State(state): State<AppState>,
+    TryData(auth): TryData<Value>,
+) -> Result<(), Refused> {
+    let user = match auth.ok().as_ref().and_then(|a| a.get("userId")) {
+        None | Some(Value::Null) => None,
+        Some(Value::String(raw)) => {
+            Some(UserId::parse(raw).map_err(|_| Refused("invalid_user_id"))?)
+        }
+        Some(_) => return Err(Refused("invalid_user_id")),
+    };
+    if let Some(user) = user {
+        state.identities.0.insert(socket.id, user);
+        socket.on_disconnect(forget_identity::<A>);
+    }
     socket.on(THREAD_JOIN, on_thread_join::<A>);
     socket.on(THREAD_LEAVE, on_thread_leave::<A>);
+    socket.on(MESSAGE_SEND, on_message_send::<A>);
     Ok(())
+}
+
+async fn forget_identity<A: Adapter>(socket: SocketRef<A>, State(state): State<AppState>) {
+    state.identities.0.remove(&socket.id);
 }
 
 async fn on_connect<A: Adapter>(socket: SocketRef<A>) {
@@ -103,6 +147,52 @@ async fn on_thread_leave<A: Adapter>(
         .and_then(|p| events::thread_id(&p))
         .map(|thread| socket.leave(rooms::thread_room(&thread)));
     reply(ack, result);
+}
+
+/// `message:send {threadId, body, fileIds?, clientMessageId?}` → the same validation,
+/// idempotency, storage and broadcast as `POST /api/threads/:id/messages` (through `Chat::post`);
+/// ack `{ok: true, message}` or `{error}`.
+async fn on_message_send<A: Adapter>(
+    socket: SocketRef<A>,
+    State(state): State<AppState>,
+    TryData(payload): TryData<events::SendMessage>,
+    ack: AckSender<A>,
+) {
+    let result: Result<MessageView, &'static str> = async {
+        let req = payload.map_err(|_| "invalid_payload")?;
+        let thread =
+            crate::domain::ThreadId::parse(&req.thread_id).map_err(|_| "invalid_thread_id")?;
+        state
+            .store
+            .thread(&thread)
+            .await
+            .map_err(|e| ApiError::from(e).code())?;
+        let file_ids = req
+            .file_ids
+            .unwrap_or_default()
+            .iter()
+            .map(|raw| FileId::parse(raw))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| "unknown_file")?;
+        let key = match req.client_message_id.as_deref() {
+            None => None,
+            Some(raw) => Some(ClientMessageId::parse(raw).ok_or("invalid_client_message_id")?),
+        };
+        let new = NewMessage::new(
+            state.identities.of(socket.id),
+            req.body.as_deref(),
+            file_ids,
+        )
+        .map_err(|e| crate::http::messages::message_error(e).code())?
+        .with_client_id(key);
+        let posted = state.chat.post(&thread, new).await.map_err(|e| e.code())?;
+        Ok(posted.view)
+    }
+    .await;
+    let _ = match &result {
+        Ok(message) => ack.send(&Ack::sent(message)),
+        Err(code) => ack.send(&Ack::error(code)),
+    };
 }
 
 fn reply<A: Adapter>(ack: AckSender<A>, result: Result<(), &'static str>) {

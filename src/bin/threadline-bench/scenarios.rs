@@ -191,18 +191,39 @@ fn stamp(frame: &str) -> Option<(u64, u64)> {
     Some((rest[..t].parse().ok()?, rest[t + 1..end].parse().ok()?))
 }
 
-/// `threads` × `clients` sockets joined to `target`; `posters` REST connections post to
+/// How posters send their messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Send {
+    /// `POST /api/threads/:id/messages` over keep-alive HTTP/1.1.
+    Rest,
+    /// `message:send` with an ack, over a websocket.
+    Socket,
+}
+
+/// `threads` × `clients` sockets joined to `target`; `posters` connections post to
 /// `post_to` (the same server, or another node) for `seconds`, either
 /// as fast as answers come back (`rate == None`) or at `rate` posts per second in total.
-pub async fn fan_out(
-    target: &Target,
-    post_to: &Target,
-    threads: usize,
-    clients: usize,
-    posters: usize,
-    rate: Option<f64>,
-    seconds: f64,
-) -> Result<FanOut> {
+/// The shape of a fan-out run.
+#[derive(Debug, Clone, Copy)]
+pub struct Load {
+    pub threads: usize,
+    pub clients: usize,
+    pub posters: usize,
+    /// Total posts per second; `None` posts as fast as answers come back.
+    pub rate: Option<f64>,
+    pub seconds: f64,
+    pub send: Send,
+}
+
+pub async fn fan_out(target: &Target, post_to: &Target, load: Load) -> Result<FanOut> {
+    let Load {
+        threads,
+        clients,
+        posters,
+        rate,
+        seconds,
+        send,
+    } = load;
     let thread_ids =
         Arc::new(create_threads(target, threads, &format!("fan-{}", rate.unwrap_or(0.0))).await?);
     let base = Instant::now();
@@ -286,29 +307,50 @@ pub async fn fan_out(
             errors.clone(),
         );
         posting.spawn(async move {
-            let mut rest = Rest::connect(addr).await?;
+            let mut rest = match send {
+                Send::Rest => Some(Rest::connect(addr).await?),
+                Send::Socket => None,
+            };
+            let mut ws = match send {
+                Send::Socket => Some(eio::connect(addr, source(0)).await?),
+                Send::Rest => None,
+            };
             let mut tick = rate.map(|r| {
                 let mut t = tokio::time::interval(Duration::from_secs_f64(posters as f64 / r));
                 t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
                 t
             });
+            let mut ack_id = 0u64;
             while Instant::now() < deadline {
                 if let Some(tick) = tick.as_mut() {
                     tick.tick().await;
                 }
                 let n = seq.fetch_add(1, Ordering::Relaxed);
                 let thread = (n as usize) % ids.len();
-                let body = format!(r#"{{"body":"s{n}t{}"}}"#, base.elapsed().as_micros());
-                match rest
-                    .post(&format!("/api/threads/{}/messages", ids[thread]), body)
-                    .await
-                {
-                    Ok((201, _)) => {
-                        per_thread[thread].fetch_add(1, Ordering::Relaxed);
+                let body = format!("s{n}t{}", base.elapsed().as_micros());
+                let stored = match (&mut rest, &mut ws) {
+                    (Some(rest), _) => matches!(
+                        rest.post(
+                            &format!("/api/threads/{}/messages", ids[thread]),
+                            format!(r#"{{"body":"{body}"}}"#),
+                        )
+                        .await,
+                        Ok((201, _))
+                    ),
+                    (_, Some(ws)) => {
+                        ack_id += 1;
+                        let payload =
+                            format!(r#"{{"threadId":"{}","body":"{body}"}}"#, ids[thread]);
+                        eio::emit_with_ack(ws, ack_id, "message:send", &payload)
+                            .await
+                            .is_ok_and(|ack| ack.contains("\"ok\":true"))
                     }
-                    _ => {
-                        errors.fetch_add(1, Ordering::Relaxed);
-                    }
+                    _ => false,
+                };
+                if stored {
+                    per_thread[thread].fetch_add(1, Ordering::Relaxed);
+                } else {
+                    errors.fetch_add(1, Ordering::Relaxed);
                 }
             }
             Ok::<_, crate::Error>(())
