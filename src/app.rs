@@ -41,7 +41,8 @@ impl App {
                 .await
                 .map_err(|e| io::Error::other(format!("loading the demo data: {e}")))?;
         }
-        let state = AppState::new(config, store, blobs);
+        let auth = crate::auth::Auth::from_config(&config)?;
+        let state = AppState::new(config, store, blobs, auth);
         let config = &state.config;
 
         let rest = http::router(state.clone());

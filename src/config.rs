@@ -30,6 +30,22 @@ pub struct Config {
     #[arg(long, env = "REDIS_URL")]
     pub redis_url: Option<String>,
 
+    /// `jwt` mode with HS256 tokens signed with this secret (see README, Identity).
+    #[arg(long, env = "THREADLINE_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+
+    /// `jwt` mode with RS256 or ES256 tokens: the PEM file of the public key.
+    #[arg(long, env = "THREADLINE_JWT_PUBLIC_KEY")]
+    pub jwt_public_key: Option<PathBuf>,
+
+    /// In `jwt` mode, the required `iss` claim.
+    #[arg(long, env = "THREADLINE_JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+
+    /// In `jwt` mode, the required `aud` claim.
+    #[arg(long, env = "THREADLINE_JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
+
     /// Largest accepted upload, in bytes.
     #[arg(long, env = "THREADLINE_MAX_UPLOAD_BYTES", default_value_t = 25 * 1024 * 1024)]
     pub max_upload_bytes: u64,

@@ -20,6 +20,9 @@ pub enum ApiError {
     /// 404 with a code naming what was missing (`thread_not_found`, `not_found`, ...).
     #[error("{0}")]
     NotFound(&'static str),
+    /// 401 with `WWW-Authenticate: Bearer`: no token, a bad one, or an expired one.
+    #[error("{0}")]
+    Unauthorized(&'static str),
     #[error("{0}")]
     Forbidden(&'static str),
     #[error("{0}")]
@@ -54,6 +57,7 @@ impl ApiError {
         match self {
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -67,7 +71,10 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::BadRequest { code, .. } => code,
-            Self::NotFound(code) | Self::Forbidden(code) | Self::Conflict(code) => code,
+            Self::NotFound(code)
+            | Self::Unauthorized(code)
+            | Self::Forbidden(code)
+            | Self::Conflict(code) => code,
             Self::PayloadTooLarge => "payload_too_large",
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
             Self::MethodNotAllowed => "method_not_allowed",
@@ -97,6 +104,12 @@ impl IntoResponse for ApiError {
         let mut response = (status, Json(body)).into_response();
         if status == StatusCode::METHOD_NOT_ALLOWED {
             response.headers_mut().remove(header::ALLOW);
+        }
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer"),
+            );
         }
         response
     }

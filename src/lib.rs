@@ -8,6 +8,7 @@
 //! - [`telemetry`]: log output.
 //! - [`app`]: builds the router and the Socket.IO layer; `serve(listener, app, shutdown)`.
 //! - [`state`]: the handles every handler gets.
+//! - [`auth`]: who is speaking: `open` mode, or verified JWTs.
 //! - [`error`]: `ApiError`, the one error type and its JSON body.
 //! - [`domain`]: ids, threads, messages, accounts, files: validated types.
 //! - [`store`]: the `Store` trait and its backends (in-memory by default).
@@ -20,6 +21,7 @@
 //! - [`realtime`]: Socket.IO events at `/ws`.
 
 pub mod app;
+pub mod auth;
 pub mod blobs;
 pub mod chat;
 pub mod config;

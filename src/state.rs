@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use crate::{blobs::Blobs, chat::Chat, config::Config, realtime::Identities, store::Store};
+use crate::{
+    auth::Auth, blobs::Blobs, chat::Chat, config::Config, realtime::Identities, store::Store,
+};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -12,11 +14,14 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// The users that identified sockets speak for.
     pub identities: Arc<Identities>,
+    /// `Some` in `jwt` mode.
+    pub auth: Option<Arc<Auth>>,
 }
 
 impl AppState {
-    pub fn new(config: Config, store: Arc<dyn Store>, blobs: Blobs) -> Self {
+    pub fn new(config: Config, store: Arc<dyn Store>, blobs: Blobs, auth: Option<Auth>) -> Self {
         Self {
+            auth: auth.map(Arc::new),
             blobs: Arc::new(blobs),
             chat: Arc::new(Chat::new(Arc::clone(&store))),
             store,

@@ -4,7 +4,7 @@
 use axum::{Router, extract::State, http::StatusCode, routing::get};
 use serde::{Deserialize, Serialize};
 
-use super::extract::{Json, Path};
+use super::extract::{Caller, Json, Path};
 use crate::{
     domain::{
         Account, AccountName, UserId,
@@ -33,7 +33,7 @@ struct AccountList {
 }
 
 /// `GET /api/accounts` → `{accounts: Account[]}`, in creation order.
-async fn list(State(state): State<AppState>) -> Result<Json<AccountList>> {
+async fn list(State(state): State<AppState>, _caller: Caller) -> Result<Json<AccountList>> {
     let accounts = state.store.accounts().await?;
     Ok(Json(AccountList {
         accounts: accounts.iter().map(AccountView::from).collect(),
@@ -48,6 +48,7 @@ struct CreateAccount {
 /// `POST /api/accounts {name}` → 201 Account.
 async fn create(
     State(state): State<AppState>,
+    _caller: Caller,
     Json(req): Json<CreateAccount>,
 ) -> Result<(StatusCode, Json<AccountView>)> {
     let name = AccountName::parse(&req.name).map_err(|e| match e {
@@ -65,6 +66,12 @@ async fn create(
 }
 
 /// `GET /api/account/:account_id` → Account, or 404 `account_not_found`.
-async fn show(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<AccountView>> {
-    Ok(Json(AccountView::from(&account(&state, &id).await?)))
+async fn show(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<AccountView>> {
+    let account = account(&state, &id).await?;
+    caller.require_account(&account.id)?;
+    Ok(Json(AccountView::from(&account)))
 }

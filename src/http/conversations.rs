@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use super::{
     accounts::account,
-    extract::{IdempotencyKey, Json, Path, Query, client_message_id},
+    extract::{Caller, IdempotencyKey, Json, Path, Query, client_message_id},
     messages::message_error,
 };
 use crate::{
@@ -57,8 +57,14 @@ struct PageParams {
 
 /// The account and the conversation it asks for: 404 for unknown ones, 403 when the account
 /// does not take part.
-async fn conversation(state: &AppState, account_id: &str, id: &str) -> Result<(Account, Thread)> {
+async fn conversation(
+    state: &AppState,
+    caller: &Caller,
+    account_id: &str,
+    id: &str,
+) -> Result<(Account, Thread)> {
     let account = account(state, account_id).await?;
+    caller.require_account(&account.id)?;
     let not_found = || ApiError::NotFound("conversation_not_found");
     let id = ThreadId::parse(id).map_err(|_| not_found())?;
     let thread = match state.store.thread(&id).await {
@@ -91,10 +97,12 @@ async fn conversation_view(state: &AppState, thread: &Thread) -> Result<Conversa
 /// most recently active first.
 async fn list(
     State(state): State<AppState>,
+    caller: Caller,
     Path(account_id): Path<String>,
     Query(params): Query<PageParams>,
 ) -> Result<Json<Paginated<ConversationView>>> {
     let account = account(&state, &account_id).await?;
+    caller.require_account(&account.id)?;
     let request = PageRequest::parse(
         params.page_size.as_deref(),
         params.cursor.as_deref(),
@@ -125,10 +133,12 @@ struct WithParams {
 /// conversation, or 200 with the existing one between the two.
 async fn create(
     State(state): State<AppState>,
+    caller: Caller,
     Path(account_id): Path<String>,
     Query(params): Query<WithParams>,
 ) -> Result<(StatusCode, Json<ConversationView>)> {
     let account = account(&state, &account_id).await?;
+    caller.require_account(&account.id)?;
     let with = match params.with.as_deref().map(str::trim) {
         None | Some("") => {
             return Err(ApiError::bad_request(
@@ -159,9 +169,10 @@ async fn create(
 /// `GET /api/account/:account_id/conversation/:conversation_id` → Conversation.
 async fn show(
     State(state): State<AppState>,
+    caller: Caller,
     Path((account_id, id)): Path<(String, String)>,
 ) -> Result<Json<ConversationView>> {
-    let (_, thread) = conversation(&state, &account_id, &id).await?;
+    let (_, thread) = conversation(&state, &caller, &account_id, &id).await?;
     Ok(Json(conversation_view(&state, &thread).await?))
 }
 
@@ -169,10 +180,11 @@ async fn show(
 /// `Paginated<Message>`.
 async fn list_messages(
     State(state): State<AppState>,
+    caller: Caller,
     Path((account_id, id)): Path<(String, String)>,
     Query(params): Query<PageParams>,
 ) -> Result<Json<Paginated<ChatMessageView>>> {
-    let (_, thread) = conversation(&state, &account_id, &id).await?;
+    let (_, thread) = conversation(&state, &caller, &account_id, &id).await?;
     let request = PageRequest::parse(
         params.page_size.as_deref(),
         params.cursor.as_deref(),
@@ -204,11 +216,12 @@ struct PostText {
 /// sent by the account and broadcast as `message:new` (threads-API shape) to the thread's room.
 async fn post_message(
     State(state): State<AppState>,
+    caller: Caller,
     Path((account_id, id)): Path<(String, String)>,
     idempotency: IdempotencyKey,
     Json(req): Json<PostText>,
 ) -> Result<(StatusCode, Json<ChatMessageView>)> {
-    let (account, thread) = conversation(&state, &account_id, &id).await?;
+    let (account, thread) = conversation(&state, &caller, &account_id, &id).await?;
     let key = client_message_id(req.client_message_id.as_deref(), idempotency)?;
     let new = NewMessage::new(account.id.clone(), Some(&req.text), vec![])
         .map_err(message_error)?

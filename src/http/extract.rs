@@ -11,8 +11,9 @@ use axum::{
 };
 
 use crate::{
-    domain::{ClientMessageId, UserId},
+    domain::{ClientMessageId, Thread, UserId},
     error::ApiError,
+    state::AppState,
 };
 
 #[derive(FromRequest)]
@@ -89,25 +90,66 @@ impl From<MultipartRejection> for ApiError {
     }
 }
 
-/// Who is making the request. Until authentication is configured, a trusted gateway names the
-/// user in `X-User-Id`; a request naming nobody is `"me"`, as in the stub.
-pub struct Caller(pub UserId);
+/// Who is making the request.
+///
+/// In `open` mode a trusted gateway names the user in `X-User-Id`, and a request naming nobody
+/// is `"me"`, as in the stub; no access rule applies. In `jwt` mode the bearer token's subject is
+/// the caller (`X-User-Id` is ignored), and the access rules below apply.
+pub struct Caller {
+    pub id: UserId,
+    /// The identity comes from a verified token: access rules apply.
+    pub verified: bool,
+}
 
-impl<S: Send + Sync> FromRequestParts<S> for Caller {
+impl Caller {
+    /// Only members of a thread read it, read its messages, post to it.
+    pub fn require_member(&self, thread: &Thread) -> Result<(), ApiError> {
+        if self.verified && !thread.has_member(&self.id) {
+            return Err(ApiError::Forbidden("not_a_member"));
+        }
+        Ok(())
+    }
+
+    /// Accounts API paths name the caller's own account.
+    pub fn require_account(&self, account: &UserId) -> Result<(), ApiError> {
+        if self.verified && *account != self.id {
+            return Err(ApiError::Forbidden("not_your_account"));
+        }
+        Ok(())
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        match parts.headers.get("x-user-id") {
-            None => Ok(Self(UserId::anonymous())),
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        if let Some(auth) = &state.auth {
+            let header = parts
+                .headers
+                .get(axum::http::header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok());
+            return auth
+                .verify_bearer(header)
+                .map(|id| Self { id, verified: true })
+                .map_err(|e| ApiError::Unauthorized(e.code()));
+        }
+        let id = match parts.headers.get("x-user-id") {
+            None => UserId::anonymous(),
             Some(value) => value
                 .to_str()
                 .ok()
                 .and_then(|raw| UserId::parse(raw).ok())
-                .map(Self)
                 .ok_or_else(|| {
                     ApiError::bad_request("invalid_user_id", "X-User-Id is not a valid id")
-                }),
-        }
+                })?,
+        };
+        Ok(Self {
+            id,
+            verified: false,
+        })
     }
 }
 

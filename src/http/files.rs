@@ -50,7 +50,7 @@ fn multipart_error(e: MultipartError) -> ApiError {
 /// The status turns `ready` once the bytes are fsynced into place.
 async fn upload(
     State(state): State<AppState>,
-    Caller(uploader): Caller,
+    Caller { id: uploader, .. }: Caller,
     Multipart(mut multipart): Multipart,
 ) -> Result<(StatusCode, Json<FileView>)> {
     let max = state.config.max_upload_bytes;
@@ -129,15 +129,38 @@ async fn upload(
     Ok((StatusCode::CREATED, Json(FileView::from(&record))))
 }
 
+/// In `jwt` mode a file is visible to its uploader and to the members of the threads whose
+/// messages reference it.
+async fn visible_file(state: &AppState, caller: &Caller, raw_id: &str) -> Result<FileRecord> {
+    let file = state.store.file(&file_id(raw_id)?).await?;
+    if !caller.verified || file.uploader == caller.id {
+        return Ok(file);
+    }
+    for thread in state.store.file_threads(&file.id).await? {
+        if state.store.thread(&thread).await?.has_member(&caller.id) {
+            return Ok(file);
+        }
+    }
+    Err(ApiError::Forbidden("not_a_member"))
+}
+
 /// `GET /api/files/:id/status` → `{id, name, url, status}`; unknown → 404 `not_found`.
-async fn status(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<FileView>> {
-    let file = state.store.file(&file_id(&id)?).await?;
+async fn status(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<FileView>> {
+    let file = visible_file(&state, &caller, &id).await?;
     Ok(Json(FileView::from(&file)))
 }
 
 /// `GET /api/files/:id` → the bytes, with their content type and length.
-async fn download(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response> {
-    let record = state.store.file(&file_id(&id)?).await?;
+async fn download(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response> {
+    let record = visible_file(&state, &caller, &id).await?;
     match record.status {
         FileStatus::Ready => {}
         FileStatus::Processing => return Err(ApiError::Conflict("file_not_ready")),

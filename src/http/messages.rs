@@ -40,10 +40,12 @@ struct MessagePage {
 /// first. `nextCursor` is the id of the page's last message while more follow, else `null`.
 async fn list(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
     Query(params): Query<ListParams>,
 ) -> Result<Json<MessagePage>> {
     let thread = thread_id(&id)?;
+    caller.require_member(&state.store.thread(&thread).await?)?;
     let limit = parse_limit(params.limit.as_deref())?;
     let anchor = match params.cursor.as_deref() {
         None | Some("") => Anchor::Oldest,
@@ -97,13 +99,13 @@ struct Created {
 async fn create(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    Caller(author): Caller,
+    caller: Caller,
     idempotency: IdempotencyKey,
     Json(req): Json<PostMessage>,
 ) -> Result<(StatusCode, Json<Created>)> {
     let thread = thread_id(&id)?;
     // Unknown thread first, as the stub checks it before the body.
-    state.store.thread(&thread).await?;
+    caller.require_member(&state.store.thread(&thread).await?)?;
     let file_ids = req
         .file_ids
         .unwrap_or_default()
@@ -112,7 +114,7 @@ async fn create(
         .collect::<Result<Vec<_>, _>>()
         .map_err(|_| ApiError::bad_request("unknown_file", "a fileId is not a valid id"))?;
     let key = client_message_id(req.client_message_id.as_deref(), idempotency)?;
-    let new = NewMessage::new(author, req.body.as_deref(), file_ids)
+    let new = NewMessage::new(caller.id, req.body.as_deref(), file_ids)
         .map_err(message_error)?
         .with_client_id(key);
     let posted = state.chat.post(&thread, new).await?;

@@ -8,7 +8,7 @@ use axum::{
 };
 use serde::Deserialize;
 
-use super::extract::{Json, Path};
+use super::extract::{Caller, Json, Path};
 use crate::{
     domain::{
         MemberSet, Thread, ThreadId, Timestamp, UserId,
@@ -42,6 +42,7 @@ pub fn thread_id(raw: &str) -> Result<ThreadId> {
 /// thread that has the same members (order and duplicates ignored).
 async fn create_or_resolve(
     State(state): State<AppState>,
+    caller: Caller,
     Json(req): Json<CreateThread>,
 ) -> Result<(StatusCode, Json<ThreadView>)> {
     let members = req
@@ -57,6 +58,10 @@ async fn create_or_resolve(
             format!("a thread has at most {MAX_MEMBERS} members"),
         ),
     })?;
+    if caller.verified && !members.listed().contains(&caller.id) {
+        // Nobody creates threads for others to be in without them.
+        return Err(ApiError::Forbidden("not_a_member"));
+    }
     let title = match req.title.as_deref().map(str::trim) {
         None | Some("") => None,
         Some(t) if t.chars().any(char::is_control) => {
@@ -94,8 +99,13 @@ async fn create_or_resolve(
 }
 
 /// `GET /api/threads/:id` → the thread, or 404 `thread_not_found`.
-async fn show(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<ThreadView>> {
+async fn show(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<ThreadView>> {
     let thread = state.store.thread(&thread_id(&id)?).await?;
+    caller.require_member(&thread)?;
     Ok(Json(thread_view(state.store.as_ref(), &thread).await?))
 }
 

@@ -83,19 +83,36 @@ pub fn connect_handler<A: Adapter>() -> impl ConnectHandler<A, (SocketRef<A>,)> 
 /// runs as its own task after the acknowledgement) loses events a client emits right after
 /// connecting, which is exactly what chat pages do with `thread:join`.
 ///
-/// A socket may name its user in the handshake (`io(url, {path: "/ws", auth: {userId}})`);
-/// without one it stays anonymous, as in the stub, and posts as `"me"`.
+/// In `open` mode a socket may name its user in the handshake (`io(url, {path: "/ws", auth:
+/// {userId}})`); without one it stays anonymous, as in the stub, and posts as `"me"`. In `jwt`
+/// mode the handshake must carry a valid token (`auth: {token}` or `?token=`), else the
+/// connection is refused (`connect_error`) before the socket exists.
 async fn register_handlers<A: Adapter>(
     socket: SocketRef<A>,
     State(state): State<AppState>,
     TryData(auth): TryData<Value>,
 ) -> Result<(), Refused> {
-    let user = match auth.ok().as_ref().and_then(|a| a.get("userId")) {
-        None | Some(Value::Null) => None,
-        Some(Value::String(raw)) => {
-            Some(UserId::parse(raw).map_err(|_| Refused("invalid_user_id"))?)
+    let auth = auth.ok();
+    let user = match &state.auth {
+        // jwt mode: the token, from the auth payload or the `token` query parameter, is checked
+        // before the socket exists.
+        Some(verifier) => {
+            let token = auth
+                .as_ref()
+                .and_then(|a| a.get("token"))
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+                .or_else(|| query_token(socket.req_parts().uri.query()))
+                .ok_or(Refused("unauthorized"))?;
+            Some(verifier.verify(&token).map_err(|e| Refused(e.code()))?)
         }
-        Some(_) => return Err(Refused("invalid_user_id")),
+        None => match auth.as_ref().and_then(|a| a.get("userId")) {
+            None | Some(Value::Null) => None,
+            Some(Value::String(raw)) => {
+                Some(UserId::parse(raw).map_err(|_| Refused("invalid_user_id"))?)
+            }
+            Some(_) => return Err(Refused("invalid_user_id")),
+        },
     };
     if let Some(user) = user {
         state.identities.0.insert(socket.id, user);
@@ -111,6 +128,26 @@ async fn forget_identity<A: Adapter>(socket: SocketRef<A>, State(state): State<A
     state.identities.0.remove(&socket.id);
 }
 
+/// `token` from a handshake query string (`io(url, {query: {token}})`).
+fn query_token(query: Option<&str>) -> Option<String> {
+    serde_urlencoded::from_str::<Vec<(String, String)>>(query?)
+        .ok()?
+        .into_iter()
+        .find_map(|(key, value)| (key == "token").then_some(value))
+}
+
+/// In `jwt` mode only members of a thread join its room or post to it.
+fn require_member(
+    state: &AppState,
+    sid: Sid,
+    thread: &crate::domain::Thread,
+) -> Result<(), &'static str> {
+    if state.auth.is_some() && !thread.has_member(&state.identities.of(sid)) {
+        return Err("not_a_member");
+    }
+    Ok(())
+}
+
 async fn on_connect<A: Adapter>(socket: SocketRef<A>) {
     tracing::debug!(sid = %socket.id, "socket connected");
 }
@@ -124,12 +161,13 @@ async fn on_thread_join<A: Adapter>(
 ) {
     let result = async {
         let thread = events::thread_id(&payload.map_err(|_| "invalid_payload")?)?;
-        state
+        let thread = state
             .store
             .thread(&thread)
             .await
             .map_err(|e| crate::error::ApiError::from(e).code())?;
-        socket.join(rooms::thread_room(&thread));
+        require_member(&state, socket.id, &thread)?;
+        socket.join(rooms::thread_room(&thread.id));
         Ok(())
     }
     .await;
@@ -162,11 +200,12 @@ async fn on_message_send<A: Adapter>(
         let req = payload.map_err(|_| "invalid_payload")?;
         let thread =
             crate::domain::ThreadId::parse(&req.thread_id).map_err(|_| "invalid_thread_id")?;
-        state
+        let stored = state
             .store
             .thread(&thread)
             .await
             .map_err(|e| ApiError::from(e).code())?;
+        require_member(&state, socket.id, &stored)?;
         let file_ids = req
             .file_ids
             .unwrap_or_default()

@@ -2,7 +2,8 @@
 //!
 //! Locking rules (why no deadlock and no guard across an `.await`):
 //! - no method awaits, so no DashMap guard or `RwLock` guard ever lives across a suspension;
-//! - locks are taken in one order: `by_members` entry → a thread's log → `member_index` shard.
+//! - locks are taken in one order: `by_members` entry → a thread's log → `member_index` or
+//!   `file_threads` shard.
 //!   Readers that need several of them collect ids under one guard, drop it, then take the next.
 
 use std::{
@@ -32,6 +33,8 @@ pub struct MemoryStore {
     member_index: DashMap<UserId, MemberThreads>,
     accounts: DashMap<UserId, (u64, Account)>,
     files: DashMap<FileId, FileRecord>,
+    /// File → the threads whose messages reference it.
+    file_threads: DashMap<FileId, Vec<ThreadId>>,
     /// Global activity clock: every thread creation and message append ticks it.
     clock: AtomicU64,
     account_seq: AtomicU64,
@@ -164,6 +167,12 @@ impl Store for MemoryStore {
         log.positions.insert(message.id.clone(), position);
         if let Some(key) = client_key {
             log.client_ids.insert(key, position);
+        }
+        for file in &message.file_ids {
+            let mut threads = self.file_threads.entry(file.clone()).or_default();
+            if !threads.contains(&message.thread_id) {
+                threads.push(message.thread_id.clone());
+            }
         }
         log.messages.push(Arc::new(message.clone()));
         log.thread.updated_at = message.created_at;
@@ -383,6 +392,14 @@ impl Store for MemoryStore {
             .get(id)
             .map(|f| f.clone())
             .ok_or(StoreError::FileNotFound)
+    }
+
+    async fn file_threads(&self, id: &FileId) -> StoreResult<Vec<ThreadId>> {
+        Ok(self
+            .file_threads
+            .get(id)
+            .map(|t| t.clone())
+            .unwrap_or_default())
     }
 
     async fn files(&self, ids: &[FileId]) -> StoreResult<Vec<FileRecord>> {

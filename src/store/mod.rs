@@ -138,6 +138,9 @@ pub trait Store: Send + Sync + 'static {
     /// The files with these ids, in the same order; `FileNotFound` if any is unknown.
     async fn files(&self, ids: &[FileId]) -> StoreResult<Vec<FileRecord>>;
 
+    /// The threads whose messages reference this file.
+    async fn file_threads(&self, id: &FileId) -> StoreResult<Vec<ThreadId>>;
+
     /// Closes connections to the backend, after the server has stopped.
     async fn close(&self) {}
 }

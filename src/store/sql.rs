@@ -286,6 +286,15 @@ impl Store for SqlStore {
             }
             return Err(e.into());
         }
+        for file in &message.file_ids {
+            sqlx::query(
+                "INSERT INTO message_files (file_id, thread_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            )
+            .bind(file.as_str())
+            .bind(message.thread_id.as_str())
+            .execute(&mut *tx)
+            .await?;
+        }
         sqlx::query("UPDATE thread_members SET activity = $2 WHERE thread_id = $1")
             .bind(message.thread_id.as_str())
             .bind(at)
@@ -544,6 +553,16 @@ impl Store for SqlStore {
             files.push(self.file(id).await?);
         }
         Ok(files)
+    }
+
+    async fn file_threads(&self, id: &FileId) -> StoreResult<Vec<ThreadId>> {
+        sqlx::query("SELECT thread_id FROM message_files WHERE file_id = $1")
+            .bind(id.as_str())
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| ThreadId::parse(&r.try_get::<String, _>(0)?).map_err(|_| corrupt("thread id")))
+            .collect()
     }
 
     async fn close(&self) {
