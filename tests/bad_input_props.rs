@@ -80,18 +80,7 @@ struct World {
 
 async fn world() -> World {
     let app = spawn_app().await;
-    app.post_json("/api/accounts", json!({"name": "A"})).await;
-    app.post_json("/api/accounts", json!({"name": "B"})).await;
-    let conv = app
-        .send(
-            app.http
-                .post(app.url("/api/account/1/conversations?with=2")),
-        )
-        .await
-        .body["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let conv = app.two_accounts_and_their_conversation().await;
     let thread = app.create_thread(&["x", "y"]).await;
     app.post_message(&thread, "hello").await;
     World { app, thread, conv }

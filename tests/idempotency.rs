@@ -70,18 +70,7 @@ async fn keys_are_scoped_to_thread_and_author() {
 #[tokio::test]
 async fn the_accounts_api_is_idempotent_too() {
     let app = spawn_app().await;
-    app.post_json("/api/accounts", json!({"name": "A"})).await;
-    app.post_json("/api/accounts", json!({"name": "B"})).await;
-    let conv = app
-        .send(
-            app.http
-                .post(app.url("/api/account/1/conversations?with=2")),
-        )
-        .await
-        .body["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let conv = app.two_accounts_and_their_conversation().await;
     let path = format!("/api/account/1/conversation/{conv}/messages");
     let first = app
         .post_json(&path, json!({"text": "hi", "clientMessageId": "k"}))

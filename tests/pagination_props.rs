@@ -80,18 +80,7 @@ async fn insert(app: &TestApp, conv: &str, all: &mut Vec<String>, n: usize) {
 
 async fn check(initial: usize, page_size: usize, start: usize, steps: Vec<Step>) {
     let app = spawn_app().await;
-    app.post_json("/api/accounts", json!({"name": "A"})).await;
-    app.post_json("/api/accounts", json!({"name": "B"})).await;
-    let conv = app
-        .send(
-            app.http
-                .post(app.url("/api/account/1/conversations?with=2")),
-        )
-        .await
-        .body["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let conv = app.two_accounts_and_their_conversation().await;
     let mut all = Vec::new();
     insert(&app, &conv, &mut all, initial).await;
     let walk = Walk {

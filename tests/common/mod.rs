@@ -168,6 +168,24 @@ impl TestApp {
         reply.body["id"].as_str().unwrap().to_owned()
     }
 
+    /// Creates accounts "1" (A) and "2" (B) and their conversation; returns its id.
+    pub async fn two_accounts_and_their_conversation(&self) -> String {
+        for name in ["A", "B"] {
+            let reply = self
+                .post_json("/api/accounts", json!({ "name": name }))
+                .await;
+            assert_eq!(reply.status, StatusCode::CREATED, "{reply:?}");
+        }
+        let reply = self
+            .send(
+                self.http
+                    .post(self.url("/api/account/1/conversations?with=2")),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{reply:?}");
+        reply.body["id"].as_str().unwrap().to_owned()
+    }
+
     /// Posts a message and returns the `message` object of the 201 response.
     pub async fn post_message(&self, thread: &str, body: &str) -> Value {
         let reply = self
