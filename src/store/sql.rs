@@ -49,6 +49,9 @@ impl SqlStore {
     pub async fn connect(url: &str) -> StoreResult<Self> {
         sqlx::any::install_default_drivers();
         let sqlite = url.starts_with("sqlite:");
+        if sqlite {
+            create_parent_dir(url)?;
+        }
         let url = if sqlite && !url.contains("mode=") {
             // Create the database file on first start.
             format!("{url}{}mode=rwc", if url.contains('?') { '&' } else { '?' })
@@ -165,6 +168,24 @@ impl SqlStore {
             .await?
             .map(|_| ())
             .ok_or(StoreError::ThreadNotFound)
+    }
+}
+
+/// SQLite creates the database file but not its directory: make `./data/` on first start.
+fn create_parent_dir(url: &str) -> StoreResult<()> {
+    let path = url
+        .trim_start_matches("sqlite://")
+        .trim_start_matches("sqlite:")
+        .split('?')
+        .next()
+        .unwrap_or_default();
+    if path.is_empty() || path == ":memory:" {
+        return Ok(());
+    }
+    match std::path::Path::new(path).parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => std::fs::create_dir_all(dir)
+            .map_err(|e| StoreError::Backend(format!("creating {}: {e}", dir.display()))),
+        _ => Ok(()),
     }
 }
 
