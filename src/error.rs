@@ -8,7 +8,10 @@ use axum::{
 };
 use serde::Serialize;
 
-use crate::store::StoreError;
+use crate::{
+    domain::message::{MAX_BODY_BYTES, MAX_FILES_PER_MESSAGE, MessageError},
+    store::StoreError,
+};
 
 pub type Result<T, E = ApiError> = std::result::Result<T, E>;
 
@@ -127,6 +130,31 @@ impl From<StoreError> for ApiError {
             }
             StoreError::Conflict(what) => Self::Conflict(what),
             StoreError::Backend(cause) => Self::Internal(cause),
+        }
+    }
+}
+
+/// Why a post was refused, the same for REST and `message:send`.
+impl From<MessageError> for ApiError {
+    fn from(e: MessageError) -> Self {
+        match e {
+            MessageError::Empty => {
+                Self::bad_request("empty_message", "message has no text and no files")
+            }
+            MessageError::TooLong => Self::bad_request(
+                "message_too_long",
+                format!("message text is longer than {MAX_BODY_BYTES} bytes"),
+            ),
+            MessageError::TooManyFiles => Self::bad_request(
+                "too_many_files",
+                format!("a message carries at most {MAX_FILES_PER_MESSAGE} files"),
+            ),
+            MessageError::NulCharacter => {
+                Self::bad_request("invalid_text", "message text contains a NUL character")
+            }
+            MessageError::UnknownFile => {
+                Self::bad_request("unknown_file", "a fileId is not a valid id")
+            }
         }
     }
 }

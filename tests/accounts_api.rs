@@ -244,7 +244,7 @@ async fn bad_cursors_and_page_sizes_are_400() {
         cursor("NEWEST_FIRST", "bad id with spaces"),
     ];
     for bad in &bad_cursors {
-        let q = url_encode(bad);
+        let q = common::url_encode(bad);
         let reply = app.get(&format!("{base}?cursor={q}")).await;
         assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{bad}");
         assert_eq!(reply.body["error"], "invalid_cursor", "{bad}");
@@ -252,7 +252,7 @@ async fn bad_cursors_and_page_sizes_are_400() {
     let conv_list = app
         .get(&format!(
             "/api/account/{b}/conversations?cursor={}",
-            url_encode(&cursor("NEWEST_FIRST", &other))
+            common::url_encode(&cursor("NEWEST_FIRST", &other))
         ))
         .await;
     assert_eq!(
@@ -279,15 +279,6 @@ async fn conversation_ids(app: &TestApp, account: &str) -> Vec<String> {
         .unwrap()
         .iter()
         .map(|r| r["id"].as_str().unwrap().to_owned())
-        .collect()
-}
-
-fn url_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
         .collect()
 }
 
@@ -320,7 +311,9 @@ async fn walks_in_both_directions_cover_the_conversation_once() {
         .collect();
     let mut next = first.body["cursor_next"].clone();
     while let Some(c) = next.as_str() {
-        let page = app.get(&format!("{base}&cursor={}", url_encode(c))).await;
+        let page = app
+            .get(&format!("{base}&cursor={}", common::url_encode(c)))
+            .await;
         assert_eq!(page.body["sort"], "OLDEST_FIRST");
         let rows: Vec<Value> = page.body["rows"]
             .as_array()
@@ -352,7 +345,7 @@ async fn walks_in_both_directions_cover_the_conversation_once() {
         let page = app
             .get(&format!(
                 "{base}&cursor={}",
-                url_encode(prev.as_str().unwrap())
+                common::url_encode(prev.as_str().unwrap())
             ))
             .await;
         let rows: Vec<Value> = page.body["rows"]
@@ -442,7 +435,7 @@ async fn conversations_list_most_recent_first_and_messages_cross_apis() {
     let older = app
         .get(&format!(
             "/api/{a}/conversation?pageSize=2&cursor={}",
-            url_encode(page.body["cursor_next"].as_str().unwrap())
+            common::url_encode(page.body["cursor_next"].as_str().unwrap())
         ))
         .await;
     assert_eq!(older.body["rows"][0]["id"], ad.as_str());

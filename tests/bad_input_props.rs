@@ -42,15 +42,6 @@ fn any_json() -> impl Strategy<Value = Value> {
     })
 }
 
-fn url_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 async fn assert_clean(app: &TestApp, reply: common::Reply, what: &str) {
     assert!(
         !reply.status.is_server_error(),
@@ -121,14 +112,14 @@ proptest! {
             let w = world().await;
             let encoded_cursor = base64::engine::general_purpose::STANDARD.encode(cursor_json.to_string());
             for v in [value.as_str(), encoded_cursor.as_str()] {
-                let q = format!("{key}={}", url_encode(v));
+                let q = format!("{key}={}", common::url_encode(v));
                 for path in [
                     format!("/api/threads/{}/messages?{q}", w.thread),
                     format!("/api/account/1/conversations?{q}"),
                     format!("/api/1/conversation/{}/messages?{q}", w.conv),
-                    format!("/api/1/conversation?cursor={}", url_encode(v)),
-                    format!("/api/threads/{}", url_encode(v)),
-                    format!("/api/files/{}/status", url_encode(v)),
+                    format!("/api/1/conversation?cursor={}", common::url_encode(v)),
+                    format!("/api/threads/{}", common::url_encode(v)),
+                    format!("/api/files/{}/status", common::url_encode(v)),
                 ] {
                     let reply = w.app.get(&path).await;
                     assert_clean(&w.app, reply, &format!("GET {path}")).await;

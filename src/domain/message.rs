@@ -53,6 +53,8 @@ pub enum MessageError {
     TooManyFiles,
     /// A NUL character: no database stores it as text, and no chat needs it.
     NulCharacter,
+    /// A file id that cannot name any file.
+    UnknownFile,
 }
 
 impl MessageBody {
@@ -71,12 +73,18 @@ pub struct NewMessage {
 }
 
 impl NewMessage {
-    /// Applies the stub's rule (a message needs text or files) and the size bounds.
+    /// Validates a post as a client sent it (REST or socket): the stub's rule (a message needs
+    /// text or files), the size bounds, and the file ids.
     pub fn new(
         author_id: UserId,
         body: Option<&str>,
-        file_ids: Vec<FileId>,
+        file_ids: &[impl AsRef<str>],
     ) -> Result<Self, MessageError> {
+        let file_ids = file_ids
+            .iter()
+            .map(|raw| FileId::parse(raw.as_ref()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| MessageError::UnknownFile)?;
         let body = body.unwrap_or("").trim();
         if body.contains('\0') {
             return Err(MessageError::NulCharacter);
@@ -111,25 +119,29 @@ mod tests {
 
     #[test]
     fn blank_body_without_files_is_empty() {
-        let err = NewMessage::new(UserId::anonymous(), Some("  \n "), vec![]).unwrap_err();
+        let err = NewMessage::new(UserId::anonymous(), Some("  \n "), &[] as &[&str]).unwrap_err();
         assert_eq!(err, MessageError::Empty);
     }
 
     #[test]
     fn nul_characters_are_refused() {
-        let err = NewMessage::new(UserId::anonymous(), Some("a\0b"), vec![]).unwrap_err();
+        let err = NewMessage::new(UserId::anonymous(), Some("a\0b"), &[] as &[&str]).unwrap_err();
         assert_eq!(err, MessageError::NulCharacter);
     }
 
     #[test]
     fn body_is_trimmed() {
-        let m = NewMessage::new(UserId::anonymous(), Some("  hi "), vec![]).unwrap();
+        let m = NewMessage::new(UserId::anonymous(), Some("  hi "), &[] as &[&str]).unwrap();
         assert_eq!(m.body.as_str(), "hi");
     }
 
     #[test]
     fn files_alone_make_a_message() {
         let f = FileId::generate();
-        assert!(NewMessage::new(UserId::anonymous(), None, vec![f]).is_ok());
+        assert!(NewMessage::new(UserId::anonymous(), None, &[f.as_str()]).is_ok());
+        assert_eq!(
+            NewMessage::new(UserId::anonymous(), Some("x"), &["not an id"]).unwrap_err(),
+            MessageError::UnknownFile
+        );
     }
 }

@@ -12,7 +12,6 @@ use serde::Deserialize;
 use super::{
     accounts::account,
     extract::{Caller, IdempotencyKey, Json, Path, Query, client_message_id},
-    messages::message_error,
 };
 use crate::{
     domain::{Account, MemberSet, MessageId, NewMessage, Thread, ThreadId, UserId},
@@ -223,9 +222,8 @@ async fn post_message(
 ) -> Result<(StatusCode, Json<ChatMessageView>)> {
     let (account, thread) = conversation(&state, &caller, &account_id, &id).await?;
     let key = client_message_id(req.client_message_id.as_deref(), idempotency)?;
-    let new = NewMessage::new(account.id.clone(), Some(&req.text), vec![])
-        .map_err(message_error)?
-        .with_client_id(key);
+    let new =
+        NewMessage::new(account.id.clone(), Some(&req.text), &[] as &[&str])?.with_client_id(key);
     let posted = state.chat.post(&thread.id, new).await?;
     let names = HashMap::from([(account.id.clone(), account.name.clone())]);
     Ok((

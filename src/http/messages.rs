@@ -8,7 +8,7 @@ use super::{
     threads::thread_id,
 };
 use crate::{
-    domain::{FileId, MessageId, NewMessage, message::MessageError},
+    domain::{MessageId, NewMessage},
     error::{ApiError, Result},
     state::AppState,
     store::Anchor,
@@ -106,17 +106,13 @@ async fn create(
     let thread = thread_id(&id)?;
     // Unknown thread first, as the stub checks it before the body.
     caller.require_member(&state.store.thread(&thread).await?)?;
-    let file_ids = req
-        .file_ids
-        .unwrap_or_default()
-        .iter()
-        .map(|raw| FileId::parse(raw))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|_| ApiError::bad_request("unknown_file", "a fileId is not a valid id"))?;
     let key = client_message_id(req.client_message_id.as_deref(), idempotency)?;
-    let new = NewMessage::new(caller.id, req.body.as_deref(), file_ids)
-        .map_err(message_error)?
-        .with_client_id(key);
+    let new = NewMessage::new(
+        caller.id,
+        req.body.as_deref(),
+        &req.file_ids.unwrap_or_default(),
+    )?
+    .with_client_id(key);
     let posted = state.chat.post(&thread, new).await?;
     Ok((
         super::created_or_found(posted.created),
@@ -124,26 +120,6 @@ async fn create(
             message: posted.view,
         }),
     ))
-}
-
-pub fn message_error(e: MessageError) -> ApiError {
-    use crate::domain::message::{MAX_BODY_BYTES, MAX_FILES_PER_MESSAGE};
-    match e {
-        MessageError::Empty => {
-            ApiError::bad_request("empty_message", "message has no text and no files")
-        }
-        MessageError::TooLong => ApiError::bad_request(
-            "message_too_long",
-            format!("message text is longer than {MAX_BODY_BYTES} bytes"),
-        ),
-        MessageError::TooManyFiles => ApiError::bad_request(
-            "too_many_files",
-            format!("a message carries at most {MAX_FILES_PER_MESSAGE} files"),
-        ),
-        MessageError::NulCharacter => {
-            ApiError::bad_request("invalid_text", "message text contains a NUL character")
-        }
-    }
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@ use socketioxide::{
 };
 
 use crate::{
-    domain::{FileId, NewMessage, UserId, message::ClientMessageId},
+    domain::{NewMessage, UserId, message::ClientMessageId},
     error::ApiError,
     state::AppState,
     views::{MessageEnvelope, MessageView},
@@ -206,13 +206,6 @@ async fn on_message_send<A: Adapter>(
             .await
             .map_err(|e| ApiError::from(e).code())?;
         require_member(&state, socket.id, &stored)?;
-        let file_ids = req
-            .file_ids
-            .unwrap_or_default()
-            .iter()
-            .map(|raw| FileId::parse(raw))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|_| "unknown_file")?;
         let key = match req.client_message_id.as_deref() {
             None => None,
             Some(raw) => Some(ClientMessageId::parse(raw).ok_or("invalid_client_message_id")?),
@@ -220,9 +213,9 @@ async fn on_message_send<A: Adapter>(
         let new = NewMessage::new(
             state.identities.of(socket.id),
             req.body.as_deref(),
-            file_ids,
+            &req.file_ids.unwrap_or_default(),
         )
-        .map_err(|e| crate::http::messages::message_error(e).code())?
+        .map_err(|e| ApiError::from(e).code())?
         .with_client_id(key);
         let posted = state.chat.post(&thread, new).await.map_err(|e| e.code())?;
         Ok(posted.view)

@@ -217,3 +217,13 @@ impl TestApp {
         }
     }
 }
+
+/// Percent-encodes a query value (cursors carry `+`, `/` and `=`).
+pub fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
