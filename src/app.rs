@@ -18,7 +18,7 @@ use crate::{
     blobs::Blobs,
     config::Config,
     http,
-    realtime::{self, Realtime},
+    realtime::{self, Broadcaster, Realtime, peers::Peers},
     state::AppState,
     store::Store,
 };
@@ -51,17 +51,29 @@ impl App {
             None => {
                 let (layer, io) = builder.build_layer();
                 io.ns("/", realtime::connect_handler());
-                (assemble(config, layer, rest), Arc::new(io))
+                let realtime = Broadcaster { io, peers: None };
+                (assemble(config, layer, rest), Arc::new(realtime))
             }
             Some(url) => {
-                let adapter = redis_adapter(url).await?;
+                let client = redis_client(url)?;
+                let adapter = RedisAdapterCtr::new_with_redis(&client)
+                    .await
+                    .map_err(|e| io::Error::other(format!("connecting to Redis: {e}")))?;
                 let (layer, io) = builder
                     .with_adapter::<RedisAdapter<_>>(adapter)
                     .build_layer();
                 io.ns("/", realtime::connect_handler())
                     .await
                     .map_err(|e| io::Error::other(format!("Redis adapter: {e}")))?;
-                (assemble(config, layer, rest), Arc::new(io))
+                let peers = Peers::connect(&client)
+                    .await
+                    .map_err(|e| io::Error::other(format!("connecting to Redis: {e}")))?;
+                peers.listen(client, Arc::clone(&state.chat), io.clone());
+                let realtime = Broadcaster {
+                    io,
+                    peers: Some(peers),
+                };
+                (assemble(config, layer, rest), Arc::new(realtime))
             }
         };
         state.chat.attach(realtime.clone());
@@ -87,10 +99,8 @@ fn socket_io_builder(config: &Config) -> SocketIoBuilder {
         .ws_read_buffer_size(256)
 }
 
-/// Connects socketioxide's Redis adapter (RESP3, so Redis 7 or later).
-async fn redis_adapter(
-    url: &str,
-) -> io::Result<RedisAdapterCtr<socketioxide_redis::drivers::redis::RedisDriver>> {
+/// A Redis client speaking RESP3 (socketioxide's Redis adapter needs it: Redis 7 or later).
+fn redis_client(url: &str) -> io::Result<redis::Client> {
     let url = if url.contains("protocol=") {
         url.to_owned()
     } else {
@@ -99,10 +109,7 @@ async fn redis_adapter(
             if url.contains('?') { '&' } else { '?' }
         )
     };
-    let client = redis::Client::open(url).map_err(io::Error::other)?;
-    RedisAdapterCtr::new_with_redis(&client)
-        .await
-        .map_err(|e| io::Error::other(format!("connecting to Redis: {e}")))
+    redis::Client::open(url).map_err(io::Error::other)
 }
 
 /// Socket.IO sits in front of the REST router, so Engine.IO requests skip routing and request

@@ -62,6 +62,11 @@ pub struct Config {
     )]
     pub max_payload_bytes: u64,
 
+    /// Most messages `thread:join {threadId, since}` replays; past it the ack says
+    /// `truncated: true` and the client pages the REST history.
+    #[arg(long, env = "THREADLINE_REPLAY_LIMIT", default_value_t = 500)]
+    pub replay_limit: usize,
+
     /// Origins allowed by CORS, comma separated. Unset: any origin (like the stub).
     #[arg(long, env = "THREADLINE_CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origins: Vec<String>,

@@ -97,6 +97,8 @@ pub async fn seed(store: &dyn Store) -> StoreResult<()> {
                     file_ids: vec![],
                     created_at: Timestamp::from_millis(m.ts),
                     client_id: None,
+                    edited_at: None,
+                    deleted_at: None,
                 })
                 .await?;
         }

@@ -125,6 +125,7 @@ impl From<StoreError> for ApiError {
             StoreError::AccountNotFound => Self::NotFound("account_not_found"),
             // The stub's files router answers a bare `not_found`.
             StoreError::FileNotFound => Self::NotFound("not_found"),
+            StoreError::MessageNotFound => Self::NotFound("message_not_found"),
             StoreError::UnknownAnchor => {
                 Self::bad_request("invalid_cursor", "the cursor does not point into this list")
             }

@@ -3,7 +3,12 @@
 use std::sync::Arc;
 
 use crate::{
-    auth::Auth, blobs::Blobs, chat::Chat, config::Config, realtime::Identities, store::Store,
+    auth::Auth,
+    blobs::Blobs,
+    chat::Chat,
+    config::Config,
+    realtime::{Identities, Typing},
+    store::Store,
 };
 
 #[derive(Clone)]
@@ -14,6 +19,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// The users that identified sockets speak for.
     pub identities: Arc<Identities>,
+    /// Who is typing where, on this node.
+    pub typing: Arc<Typing>,
     /// `Some` in `jwt` mode.
     pub auth: Option<Arc<Auth>>,
 }
@@ -27,6 +34,7 @@ impl AppState {
             store,
             config: Arc::new(config),
             identities: Arc::default(),
+            typing: Arc::default(),
         }
     }
 }

@@ -43,6 +43,12 @@ pub struct MessageView {
     /// Present when the sender gave one, so optimistic UIs can match their pending message.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_message_id: Option<String>,
+    /// When the author last edited the body.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub edited_at: Option<Timestamp>,
+    /// A tombstone: the author deleted the message (`body` is empty, `fileIds` too).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deleted_at: Option<Timestamp>,
 }
 
 impl MessageView {
@@ -61,6 +67,8 @@ impl MessageView {
                 .collect(),
             created_at: m.created_at,
             client_message_id: m.client_id.as_ref().map(|k| k.as_str().to_owned()),
+            edited_at: m.edited_at,
+            deleted_at: m.deleted_at,
         }
     }
 }
@@ -82,6 +90,9 @@ pub struct ThreadView {
     pub member_names: Vec<String>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+    /// On `GET /api/threads/:id`: messages after the caller's read position that others wrote.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unread_count: Option<u64>,
 }
 
 impl ThreadView {
@@ -97,6 +108,7 @@ impl ThreadView {
                 .collect(),
             created_at: t.created_at,
             updated_at: t.updated_at,
+            unread_count: None,
         }
     }
 }
@@ -142,6 +154,12 @@ pub struct ChatMessageView {
     pub text: String,
     /// Milliseconds since the epoch.
     pub ts: i64,
+    /// When the author last edited `text` (milliseconds since the epoch).
+    #[serde(rename = "editedTs", skip_serializing_if = "Option::is_none")]
+    pub edited_ts: Option<i64>,
+    /// A tombstone: the author deleted the message (`text` is empty).
+    #[serde(rename = "deletedTs", skip_serializing_if = "Option::is_none")]
+    pub deleted_ts: Option<i64>,
 }
 
 impl ChatMessageView {
@@ -151,6 +169,8 @@ impl ChatMessageView {
             sender: AccountView::of(&m.author_id, names),
             text: m.body.clone(),
             ts: m.created_at.as_millis(),
+            edited_ts: m.edited_at.map(Timestamp::as_millis),
+            deleted_ts: m.deleted_at.map(Timestamp::as_millis),
         }
     }
 }
@@ -163,4 +183,6 @@ pub struct ConversationView {
     pub participants: Vec<AccountView>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_message: Option<ChatMessageView>,
+    /// Messages after the caller's read position that others wrote (see `thread:read`).
+    pub unread_count: u64,
 }

@@ -18,6 +18,35 @@ pub struct Message {
     pub created_at: Timestamp,
     /// The sender's idempotency key: a retry with the same key returns this message.
     pub client_id: Option<ClientMessageId>,
+    /// When the author last changed the body.
+    pub edited_at: Option<Timestamp>,
+    /// When the author deleted the message; it stays in history as a tombstone (empty body,
+    /// no files) so cursors and positions keep working.
+    pub deleted_at: Option<Timestamp>,
+}
+
+impl Message {
+    pub fn is_deleted(&self) -> bool {
+        self.deleted_at.is_some()
+    }
+
+    /// The last edit or deletion, if any.
+    pub fn changed_at(&self) -> Option<Timestamp> {
+        self.deleted_at.or(self.edited_at)
+    }
+
+    /// Replaces the body (an edit by the author).
+    pub fn edit(&mut self, body: MessageBody, at: Timestamp) {
+        self.body = body.0;
+        self.edited_at = Some(at);
+    }
+
+    /// Turns the message into its tombstone.
+    pub fn delete(&mut self, at: Timestamp) {
+        self.body.clear();
+        self.file_ids.clear();
+        self.deleted_at = Some(at);
+    }
 }
 
 /// A client-chosen idempotency key (`clientMessageId` or the `Idempotency-Key` header), unique
@@ -58,6 +87,22 @@ pub enum MessageError {
 }
 
 impl MessageBody {
+    /// Validates a body as a client sent it: trimmed, bounded, no NUL, and not blank unless the
+    /// message carries files (the stub's rule).
+    pub fn parse(body: Option<&str>, has_files: bool) -> Result<Self, MessageError> {
+        let body = body.unwrap_or("").trim();
+        if body.contains('\0') {
+            return Err(MessageError::NulCharacter);
+        }
+        if body.is_empty() && !has_files {
+            return Err(MessageError::Empty);
+        }
+        if body.len() > MAX_BODY_BYTES {
+            return Err(MessageError::TooLong);
+        }
+        Ok(Self(body.to_owned()))
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -85,22 +130,13 @@ impl NewMessage {
             .map(|raw| FileId::parse(raw.as_ref()))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|_| MessageError::UnknownFile)?;
-        let body = body.unwrap_or("").trim();
-        if body.contains('\0') {
-            return Err(MessageError::NulCharacter);
-        }
-        if body.is_empty() && file_ids.is_empty() {
-            return Err(MessageError::Empty);
-        }
-        if body.len() > MAX_BODY_BYTES {
-            return Err(MessageError::TooLong);
-        }
+        let body = MessageBody::parse(body, !file_ids.is_empty())?;
         if file_ids.len() > MAX_FILES_PER_MESSAGE {
             return Err(MessageError::TooManyFiles);
         }
         Ok(Self {
             author_id,
-            body: MessageBody(body.to_owned()),
+            body,
             file_ids,
             client_id: None,
         })

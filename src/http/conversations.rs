@@ -76,8 +76,14 @@ async fn conversation(
     Ok((account, thread))
 }
 
-async fn conversation_view(state: &AppState, thread: &Thread) -> Result<ConversationView> {
+/// A conversation as `reader` sees it (their unread count).
+async fn conversation_view(
+    state: &AppState,
+    thread: &Thread,
+    reader: &UserId,
+) -> Result<ConversationView> {
     let last = state.store.last_message(&thread.id).await?;
+    let unread_count = state.store.unread_count(&thread.id, reader).await?;
     let mut ids = thread.member_ids.clone();
     ids.extend(last.as_ref().map(|m| m.author_id.clone()));
     let names = state.store.account_names(&ids).await?;
@@ -89,6 +95,7 @@ async fn conversation_view(state: &AppState, thread: &Thread) -> Result<Conversa
             .map(|id| AccountView::of(id, &names))
             .collect(),
         last_message: last.as_ref().map(|m| ChatMessageView::new(m, &names)),
+        unread_count,
     })
 }
 
@@ -111,9 +118,13 @@ async fn list(
         .store
         .threads_of(&account.id, request.anchor.clone(), request.limit)
         .await?;
+    let reader = caller.reader_for(&account.id);
     let mut views = HashMap::new();
     for thread in &window.items {
-        views.insert(thread.id.clone(), conversation_view(&state, thread).await?);
+        views.insert(
+            thread.id.clone(),
+            conversation_view(&state, thread, &reader).await?,
+        );
     }
     Ok(Json(Paginated::new(
         window,
@@ -161,7 +172,7 @@ async fn create(
         .await?;
     Ok((
         super::created_or_found(created),
-        Json(conversation_view(&state, &thread).await?),
+        Json(conversation_view(&state, &thread, &caller.reader_for(&account.id)).await?),
     ))
 }
 
@@ -171,8 +182,9 @@ async fn show(
     caller: Caller,
     Path((account_id, id)): Path<(String, String)>,
 ) -> Result<Json<ConversationView>> {
-    let (_, thread) = conversation(&state, &caller, &account_id, &id).await?;
-    Ok(Json(conversation_view(&state, &thread).await?))
+    let (account, thread) = conversation(&state, &caller, &account_id, &id).await?;
+    let reader = caller.reader_for(&account.id);
+    Ok(Json(conversation_view(&state, &thread, &reader).await?))
 }
 
 /// `GET /api/account/:account_id/conversation/:conversation_id/messages?pageSize=&cursor=` →

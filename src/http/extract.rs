@@ -110,6 +110,16 @@ impl Caller {
         Ok(())
     }
 
+    /// Who reads on behalf of `account` in the accounts API (for unread counts): the caller when
+    /// identified, else the account the path names.
+    pub fn reader_for(&self, account: &UserId) -> UserId {
+        if self.id == UserId::anonymous() {
+            account.clone()
+        } else {
+            self.id.clone()
+        }
+    }
+
     /// Accounts API paths name the caller's own account.
     pub fn require_account(&self, account: &UserId) -> Result<(), ApiError> {
         if self.verified && *account != self.id {

@@ -1,6 +1,11 @@
 //! The stub's messages API: a thread's history, paged oldest to newest, and posting.
 
-use axum::{Router, extract::State, http::StatusCode, routing::get};
+use axum::{
+    Router,
+    extract::State,
+    http::StatusCode,
+    routing::{get, patch},
+};
 use serde::{Deserialize, Serialize};
 
 use super::{
@@ -20,7 +25,12 @@ pub const DEFAULT_LIMIT: usize = 50;
 pub const MAX_LIMIT: usize = 200;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/api/threads/{thread_id}/messages", get(list).post(create))
+    Router::new()
+        .route("/api/threads/{thread_id}/messages", get(list).post(create))
+        .route(
+            "/api/threads/{thread_id}/messages/{message_id}",
+            patch(edit).delete(remove),
+        )
 }
 
 #[derive(Deserialize)]
@@ -120,6 +130,50 @@ async fn create(
             message: posted.view,
         }),
     ))
+}
+
+#[derive(Deserialize)]
+struct EditMessage {
+    body: Option<String>,
+}
+
+/// A message id in a path: malformed ones name no message.
+fn message_id(raw: &str) -> Result<MessageId> {
+    MessageId::parse(raw).map_err(|_| ApiError::NotFound("message_not_found"))
+}
+
+/// `PATCH /api/threads/:threadId/messages/:messageId {body}` → 200 `{message}` with `editedAt`;
+/// the room gets `message:updated {message}`. Only the author edits (403 `not_author`); a
+/// deleted message cannot be edited (409 `message_deleted`).
+async fn edit(
+    State(state): State<AppState>,
+    Path((thread, message)): Path<(String, String)>,
+    caller: Caller,
+    Json(req): Json<EditMessage>,
+) -> Result<Json<Created>> {
+    let thread = thread_id(&thread)?;
+    caller.require_member(&state.store.thread(&thread).await?)?;
+    let message = message_id(&message)?;
+    let view = state
+        .chat
+        .edit(&thread, &message, &caller.id, req.body.as_deref())
+        .await?;
+    Ok(Json(Created { message: view }))
+}
+
+/// `DELETE /api/threads/:threadId/messages/:messageId` → 204; the message becomes a tombstone
+/// (empty `body` and `fileIds`, `deletedAt` set) and the room gets `message:deleted
+/// {threadId, messageId}`. Only the author deletes (403 `not_author`); deleting again is a 204.
+async fn remove(
+    State(state): State<AppState>,
+    Path((thread, message)): Path<(String, String)>,
+    caller: Caller,
+) -> Result<StatusCode> {
+    let thread = thread_id(&thread)?;
+    caller.require_member(&state.store.thread(&thread).await?)?;
+    let message = message_id(&message)?;
+    state.chat.delete(&thread, &message, &caller.id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use axum::{
     http::StatusCode,
     routing::{get, post},
 };
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::extract::{Caller, Json, Path};
 use crate::{
@@ -24,6 +24,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/threads", post(create_or_resolve))
         .route("/api/threads/{thread_id}", get(show))
+        .route("/api/threads/{thread_id}/presence", get(presence))
 }
 
 #[derive(Deserialize)]
@@ -98,7 +99,8 @@ async fn create_or_resolve(
     ))
 }
 
-/// `GET /api/threads/:id` → the thread, or 404 `thread_not_found`.
+/// `GET /api/threads/:id` → the thread with the caller's `unreadCount`, or 404
+/// `thread_not_found`.
 async fn show(
     State(state): State<AppState>,
     caller: Caller,
@@ -106,7 +108,28 @@ async fn show(
 ) -> Result<Json<ThreadView>> {
     let thread = state.store.thread(&thread_id(&id)?).await?;
     caller.require_member(&thread)?;
-    Ok(Json(thread_view(state.store.as_ref(), &thread).await?))
+    let mut view = thread_view(state.store.as_ref(), &thread).await?;
+    view.unread_count = Some(state.store.unread_count(&thread.id, &caller.id).await?);
+    Ok(Json(view))
+}
+
+#[derive(Serialize)]
+struct Presence {
+    online: Vec<UserId>,
+}
+
+/// `GET /api/threads/:id/presence` → `{online: [userId...]}`: the users with a socket in the
+/// thread's room, on any node.
+async fn presence(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Presence>> {
+    let thread = state.store.thread(&thread_id(&id)?).await?;
+    caller.require_member(&thread)?;
+    Ok(Json(Presence {
+        online: state.chat.online(&thread.id).await,
+    }))
 }
 
 async fn thread_view(store: &dyn Store, thread: &Thread) -> Result<ThreadView> {

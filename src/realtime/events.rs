@@ -3,7 +3,10 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::{domain::ThreadId, views::MessageView};
+use crate::{
+    domain::{MessageId, ThreadId},
+    views::MessageView,
+};
 
 /// `message:send`'s payload. Wrong types are refused by the parser (`invalid_payload`); the
 /// values go through the same validation as the REST post.
@@ -25,14 +28,62 @@ pub const MESSAGE_NEW: &str = "message:new";
 /// Client → server: post a message. Payload `{threadId, body, fileIds?, clientMessageId?}`;
 /// ack `{ok: true, message}` or `{error}`.
 pub const MESSAGE_SEND: &str = "message:send";
+/// Server → room: the author edited a message. Payload `{message}`.
+pub const MESSAGE_UPDATED: &str = "message:updated";
+/// Server → room: the author deleted a message. Payload `{threadId, messageId}`.
+pub const MESSAGE_DELETED: &str = "message:deleted";
+/// Client → server: `{threadId, typing}`; server → the room's other users:
+/// `{threadId, userId, typing}`.
+pub const TYPING: &str = "typing";
+/// Server → room: `{threadId, online: [userId...]}` whenever that set changes.
+pub const PRESENCE: &str = "presence";
+/// Client → server: `{threadId, messageId}` moves the reader's position forward; ack
+/// `{ok: true, messageId}` (the position afterwards).
+pub const THREAD_READ: &str = "thread:read";
+/// Server → room: `{threadId, userId, messageId}` when a read position moved.
+pub const RECEIPT: &str = "receipt";
+
+/// `typing`'s payload.
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TypingPayload {
+    pub thread_id: String,
+    pub typing: bool,
+}
+
+/// `thread:read`'s payload.
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Read {
+    pub thread_id: String,
+    pub message_id: String,
+}
 
 /// Every acknowledgement is `{ok: true, ...}` or `{error: "<code>"}`.
 #[derive(Debug, Serialize)]
 #[serde(untagged)]
 pub enum Ack<'a> {
-    Ok { ok: bool },
-    Sent { ok: bool, message: &'a MessageView },
-    Error { error: &'static str },
+    Ok {
+        ok: bool,
+    },
+    Sent {
+        ok: bool,
+        message: &'a MessageView,
+    },
+    Joined {
+        ok: bool,
+        replayed: usize,
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        truncated: bool,
+    },
+    Read {
+        ok: bool,
+        #[serde(rename = "messageId")]
+        message_id: &'a MessageId,
+    },
+    Error {
+        error: &'static str,
+    },
 }
 
 impl<'a> Ack<'a> {
@@ -42,6 +93,21 @@ impl<'a> Ack<'a> {
 
     pub fn sent(message: &'a MessageView) -> Self {
         Self::Sent { ok: true, message }
+    }
+
+    pub fn joined(replayed: usize, truncated: bool) -> Self {
+        Self::Joined {
+            ok: true,
+            replayed,
+            truncated,
+        }
+    }
+
+    pub fn read(message_id: &'a MessageId) -> Self {
+        Self::Read {
+            ok: true,
+            message_id,
+        }
     }
 
     pub fn error(code: &'static str) -> Self {
@@ -60,6 +126,15 @@ pub fn thread_id(payload: &Value) -> Result<ThreadId, &'static str> {
         .ok_or("invalid_payload")?;
     let raw = raw.as_str().ok_or("invalid_thread_id")?;
     ThreadId::parse(raw).map_err(|_| "invalid_thread_id")
+}
+
+/// `since` of `thread:join {threadId, since}`: absent, `null`, or a message id.
+pub fn since(payload: &Value) -> Result<Option<MessageId>, &'static str> {
+    match payload.get("since") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(raw)) => MessageId::parse(raw).map(Some).map_err(|_| "invalid_since"),
+        Some(_) => Err("invalid_since"),
+    }
 }
 
 #[cfg(test)]

@@ -1,5 +1,23 @@
-//! Room naming: the stub's `thread:<threadId>`.
+//! Room naming: the stub's `thread:<threadId>`, and one room per identified user (all of that
+//! user's sockets, on every node), which presence reads and typing excludes.
+
+const THREAD_PREFIX: &str = "thread:";
+const USER_PREFIX: &str = "user:";
 
 pub fn thread_room(thread: &impl std::fmt::Display) -> String {
-    format!("thread:{thread}")
+    format!("{THREAD_PREFIX}{thread}")
+}
+
+pub fn user_room(user: &impl std::fmt::Display) -> String {
+    format!("{USER_PREFIX}{user}")
+}
+
+/// The thread a room name belongs to, for `thread:` rooms.
+pub fn thread_of(room: &str) -> Option<&str> {
+    room.strip_prefix(THREAD_PREFIX)
+}
+
+/// The user a room name belongs to, for `user:` rooms.
+pub fn user_of(room: &str) -> Option<&str> {
+    room.strip_prefix(USER_PREFIX)
 }

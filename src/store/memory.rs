@@ -20,7 +20,7 @@ use dashmap::{DashMap, mapref::entry::Entry};
 use super::{Anchor, Store, StoreError, StoreResult, Window};
 use crate::domain::{
     Account, AccountName, ClientMessageId, FileId, FileRecord, FileStatus, MemberSet, Message,
-    MessageId, Thread, ThreadId, UserId,
+    MessageId, Thread, ThreadId, Timestamp, UserId,
 };
 
 #[derive(Default)]
@@ -47,6 +47,10 @@ struct ThreadLog {
     positions: HashMap<MessageId, usize>,
     /// (author, idempotency key) → position.
     client_ids: HashMap<(UserId, ClientMessageId), usize>,
+    /// (when, position) of every edit and deletion, in the order they happened.
+    changes: Vec<(Timestamp, usize)>,
+    /// Member → position of the last message they have read.
+    reads: HashMap<UserId, usize>,
     activity: u64,
 }
 
@@ -133,6 +137,8 @@ impl Store for MemoryStore {
                     messages: Vec::new(),
                     positions: HashMap::new(),
                     client_ids: HashMap::new(),
+                    changes: Vec::new(),
+                    reads: HashMap::new(),
                     activity,
                 };
                 self.threads
@@ -220,6 +226,84 @@ impl Store for MemoryStore {
         let log = self.log(thread)?;
         let last = read(&log).messages.last().map(|m| Message::clone(m));
         Ok(last)
+    }
+
+    async fn message(&self, thread: &ThreadId, id: &MessageId) -> StoreResult<Message> {
+        let log = self.log(thread)?;
+        let log = read(&log);
+        let position = log.positions.get(id).ok_or(StoreError::MessageNotFound)?;
+        Ok(Message::clone(&log.messages[*position]))
+    }
+
+    async fn replace_message(&self, message: Message) -> StoreResult<()> {
+        let log = self.log(&message.thread_id)?;
+        let mut log = write(&log);
+        let position = *log
+            .positions
+            .get(&message.id)
+            .ok_or(StoreError::MessageNotFound)?;
+        let at = message
+            .changed_at()
+            .ok_or(StoreError::Conflict("a replaced message must be changed"))?;
+        log.changes.push((at, position));
+        log.messages[position] = Arc::new(message);
+        Ok(())
+    }
+
+    async fn changed_messages(
+        &self,
+        thread: &ThreadId,
+        until: &MessageId,
+        since: Timestamp,
+    ) -> StoreResult<Vec<Message>> {
+        let log = self.log(thread)?;
+        let log = read(&log);
+        let until = *log.positions.get(until).ok_or(StoreError::UnknownAnchor)?;
+        let mut positions: Vec<usize> = log
+            .changes
+            .iter()
+            .filter(|(at, position)| *at >= since && *position <= until)
+            .map(|(_, position)| *position)
+            .collect();
+        positions.sort_unstable();
+        positions.dedup();
+        Ok(positions
+            .into_iter()
+            .map(|p| Message::clone(&log.messages[p]))
+            .collect())
+    }
+
+    async fn mark_read(
+        &self,
+        thread: &ThreadId,
+        user: &UserId,
+        message: &MessageId,
+    ) -> StoreResult<(MessageId, bool)> {
+        let log = self.log(thread)?;
+        let mut log = write(&log);
+        let position = *log
+            .positions
+            .get(message)
+            .ok_or(StoreError::MessageNotFound)?;
+        let moved = match log.reads.get(user) {
+            Some(&current) if current >= position => false,
+            _ => {
+                log.reads.insert(user.clone(), position);
+                true
+            }
+        };
+        let at = log.reads[user];
+        Ok((log.messages[at].id.clone(), moved))
+    }
+
+    async fn unread_count(&self, thread: &ThreadId, user: &UserId) -> StoreResult<u64> {
+        let log = self.log(thread)?;
+        let log = read(&log);
+        let start = log.reads.get(user).map_or(0, |p| p + 1);
+        Ok(log.messages[start..]
+            .iter()
+            .filter(|m| &m.author_id != user && !m.is_deleted())
+            .count() as u64)
     }
 
     async fn threads_of(

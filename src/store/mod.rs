@@ -9,7 +9,7 @@ use async_trait::async_trait;
 
 use crate::domain::{
     Account, AccountName, FileId, FileRecord, FileStatus, Message, MessageId, Thread, ThreadId,
-    UserId,
+    Timestamp, UserId,
 };
 
 pub mod memory;
@@ -52,6 +52,8 @@ pub enum StoreError {
     AccountNotFound,
     #[error("file not found")]
     FileNotFound,
+    #[error("message not found")]
+    MessageNotFound,
     /// A window was anchored on an item that is not in the list.
     #[error("anchor is not in this list")]
     UnknownAnchor,
@@ -100,6 +102,33 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Window<Message>>;
 
     async fn last_message(&self, thread: &ThreadId) -> StoreResult<Option<Message>>;
+
+    async fn message(&self, thread: &ThreadId, id: &MessageId) -> StoreResult<Message>;
+
+    /// Stores an edited or deleted message (same id, same position). The caller has checked
+    /// who may change it; `changed_at()` of the new state must be set.
+    async fn replace_message(&self, message: Message) -> StoreResult<()>;
+
+    /// The messages at or before `until` whose last edit or deletion happened at or after
+    /// `since`, in thread order: what a client that saw `until` at `since` missed.
+    async fn changed_messages(
+        &self,
+        thread: &ThreadId,
+        until: &MessageId,
+        since: Timestamp,
+    ) -> StoreResult<Vec<Message>>;
+
+    /// Moves `user`'s read position in `thread` forward to `message` (never back). Returns the
+    /// position afterwards and whether it moved.
+    async fn mark_read(
+        &self,
+        thread: &ThreadId,
+        user: &UserId,
+        message: &MessageId,
+    ) -> StoreResult<(MessageId, bool)>;
+
+    /// Messages after `user`'s read position that others wrote and nobody deleted.
+    async fn unread_count(&self, thread: &ThreadId, user: &UserId) -> StoreResult<u64>;
 
     /// A window of the threads `member` belongs to, ordered by latest activity.
     async fn threads_of(

@@ -41,7 +41,10 @@ fn corrupt(what: &str) -> StoreError {
     StoreError::Backend(format!("stored {what} is not valid"))
 }
 
-const MESSAGE_COLUMNS: &str = "id, thread_id, author_id, body, file_ids, created_at, client_id";
+const MESSAGE_COLUMNS: &str =
+    "id, thread_id, author_id, body, file_ids, created_at, client_id, edited_at, deleted_at";
+/// The columns a new message fills in (it is neither edited nor deleted yet).
+const NEW_MESSAGE_COLUMNS: &str = "id, thread_id, author_id, body, file_ids, created_at, client_id";
 const THREAD_COLUMNS: &str = "id, title, member_ids, created_at, updated_at";
 
 impl SqlStore {
@@ -93,6 +96,12 @@ impl SqlStore {
             client_id: row
                 .try_get::<Option<String>, _>(6)?
                 .and_then(|k| ClientMessageId::parse(&k)),
+            edited_at: row
+                .try_get::<Option<i64>, _>(7)?
+                .map(Timestamp::from_millis),
+            deleted_at: row
+                .try_get::<Option<i64>, _>(8)?
+                .map(Timestamp::from_millis),
         })
     }
 
@@ -287,7 +296,7 @@ impl Store for SqlStore {
         .ok_or(StoreError::ThreadNotFound)?
         .try_get(0)?;
         let inserted = sqlx::query(&format!(
-            "INSERT INTO messages ({MESSAGE_COLUMNS}, seq) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+            "INSERT INTO messages ({NEW_MESSAGE_COLUMNS}, seq) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
         ))
         .bind(message.id.as_str())
         .bind(message.thread_id.as_str())
@@ -373,6 +382,118 @@ impl Store for SqlStore {
         .fetch_optional(&self.pool)
         .await?;
         row.as_ref().map(Self::message).transpose()
+    }
+
+    async fn message(&self, thread: &ThreadId, id: &MessageId) -> StoreResult<Message> {
+        let row = sqlx::query(&format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE thread_id = $1 AND id = $2"
+        ))
+        .bind(thread.as_str())
+        .bind(id.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        match row {
+            Some(row) => Self::message(&row),
+            None => {
+                self.thread_exists(thread).await?;
+                Err(StoreError::MessageNotFound)
+            }
+        }
+    }
+
+    async fn replace_message(&self, message: Message) -> StoreResult<()> {
+        let changed_at = message
+            .changed_at()
+            .ok_or(StoreError::Conflict("a replaced message must be changed"))?;
+        let file_ids: Vec<&str> = message.file_ids.iter().map(FileId::as_str).collect();
+        let updated = sqlx::query(
+            "UPDATE messages SET body = $3, file_ids = $4, edited_at = $5, deleted_at = $6, \
+             changed_at = $7 WHERE thread_id = $1 AND id = $2",
+        )
+        .bind(message.thread_id.as_str())
+        .bind(message.id.as_str())
+        .bind(message.body.clone())
+        .bind(serde_json::to_string(&file_ids).unwrap_or_default())
+        .bind(message.edited_at.map(Timestamp::as_millis))
+        .bind(message.deleted_at.map(Timestamp::as_millis))
+        .bind(changed_at.as_millis())
+        .execute(&self.pool)
+        .await?;
+        if updated.rows_affected() == 0 {
+            return Err(StoreError::MessageNotFound);
+        }
+        Ok(())
+    }
+
+    async fn changed_messages(
+        &self,
+        thread: &ThreadId,
+        until: &MessageId,
+        since: Timestamp,
+    ) -> StoreResult<Vec<Message>> {
+        let until = self.seq_of(thread, until).await?;
+        let rows = sqlx::query(&format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages \
+             WHERE thread_id = $1 AND changed_at >= $2 AND seq <= $3 ORDER BY seq"
+        ))
+        .bind(thread.as_str())
+        .bind(since.as_millis())
+        .bind(until)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(Self::message).collect()
+    }
+
+    async fn mark_read(
+        &self,
+        thread: &ThreadId,
+        user: &UserId,
+        message: &MessageId,
+    ) -> StoreResult<(MessageId, bool)> {
+        let seq = self.seq_of(thread, message).await.map_err(|e| match e {
+            StoreError::UnknownAnchor => StoreError::MessageNotFound,
+            other => other,
+        })?;
+        let moved = sqlx::query(
+            "INSERT INTO read_positions (thread_id, user_id, seq) VALUES ($1, $2, $3) \
+             ON CONFLICT (thread_id, user_id) DO UPDATE SET seq = excluded.seq \
+             WHERE read_positions.seq < excluded.seq",
+        )
+        .bind(thread.as_str())
+        .bind(user.as_str())
+        .bind(seq)
+        .execute(&self.pool)
+        .await?
+        .rows_affected()
+            > 0;
+        let current: String = sqlx::query(
+            "SELECT m.id FROM read_positions r JOIN messages m \
+             ON m.thread_id = r.thread_id AND m.seq = r.seq \
+             WHERE r.thread_id = $1 AND r.user_id = $2",
+        )
+        .bind(thread.as_str())
+        .bind(user.as_str())
+        .fetch_one(&self.pool)
+        .await?
+        .try_get(0)?;
+        let current = MessageId::parse(&current).map_err(|_| corrupt("message id"))?;
+        Ok((current, moved))
+    }
+
+    async fn unread_count(&self, thread: &ThreadId, user: &UserId) -> StoreResult<u64> {
+        let count: i64 = sqlx::query(
+            "SELECT COUNT(*) FROM messages WHERE thread_id = $1 AND author_id <> $2 \
+             AND deleted_at IS NULL AND seq > COALESCE((SELECT seq FROM read_positions \
+             WHERE thread_id = $3 AND user_id = $4), 0)",
+        )
+        .bind(thread.as_str())
+        .bind(user.as_str())
+        .bind(thread.as_str())
+        .bind(user.as_str())
+        .fetch_one(&self.pool)
+        .await?
+        .try_get(0)?;
+        Ok(u64::try_from(count).unwrap_or(0))
     }
 
     async fn threads_of(

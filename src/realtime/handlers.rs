@@ -1,0 +1,379 @@
+//! The default namespace: who a socket speaks for, and its event handlers.
+//!
+//! Every event with an ack callback gets `{ok: true, ...}` or `{error: "<code>"}`; a malformed
+//! payload gets an error ack (or nothing, without a callback) and never disconnects anyone.
+
+use dashmap::DashMap;
+use serde::Serialize;
+use serde_json::Value;
+use socketioxide::{
+    adapter::Adapter,
+    extract::{AckSender, SocketRef, State, TryData},
+    handler::ConnectHandler,
+    socket::Sid,
+};
+
+use super::{
+    ThreadEvent,
+    events::{
+        self, Ack, MESSAGE_SEND, THREAD_JOIN, THREAD_LEAVE, THREAD_READ, TYPING, TypingPayload,
+    },
+    presence, rooms,
+    typing::TYPING_TIMEOUT,
+};
+use crate::{
+    chat::{Change, Replay},
+    domain::{MessageId, NewMessage, Thread, ThreadId, UserId, message::ClientMessageId},
+    error::ApiError,
+    state::AppState,
+    views::MessageView,
+};
+
+/// Who each identified socket speaks for. Only sockets that named a user have an entry, so
+/// anonymous connections (the stub's only kind) cost nothing here.
+#[derive(Default)]
+pub struct Identities(DashMap<Sid, UserId>);
+
+impl Identities {
+    fn get(&self, sid: Sid) -> Option<UserId> {
+        self.0.get(&sid).map(|u| u.clone())
+    }
+
+    /// The author of what the socket posts: its user, or the stub's `"me"`.
+    fn author(&self, sid: Sid) -> UserId {
+        self.get(sid).unwrap_or_else(UserId::anonymous)
+    }
+}
+
+/// Why a handshake is refused (socket.io-client's `connect_error`).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Refused(&'static str);
+
+/// The default namespace's connect handler, with its event handlers registered by a middleware.
+pub fn connect_handler<A: Adapter>() -> impl ConnectHandler<A, (SocketRef<A>,)> {
+    on_connect::<A>.with(register_handlers::<A>)
+}
+
+/// Event handlers are registered in a connect *middleware*, which runs before the CONNECT
+/// acknowledgement is sent. Registering them in the connect handler instead (which socketioxide
+/// runs as its own task after the acknowledgement) loses events a client emits right after
+/// connecting, which is exactly what chat pages do with `thread:join`.
+///
+/// In `open` mode a socket may name its user in the handshake (`io(url, {path: "/ws", auth:
+/// {userId}})`); without one it stays anonymous, as in the stub, and posts as `"me"`. In `jwt`
+/// mode the handshake must carry a valid token (`auth: {token}` or `?token=`), else the
+/// connection is refused (`connect_error`) before the socket exists.
+async fn register_handlers<A: Adapter>(
+    socket: SocketRef<A>,
+    State(state): State<AppState>,
+    TryData(auth): TryData<Value>,
+) -> Result<(), Refused> {
+    let auth = auth.ok();
+    let user = match &state.auth {
+        // jwt mode: the token, from the auth payload or the `token` query parameter, is checked
+        // before the socket exists.
+        Some(verifier) => {
+            let token = auth
+                .as_ref()
+                .and_then(|a| a.get("token"))
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+                .or_else(|| query_token(socket.req_parts().uri.query()))
+                .ok_or(Refused("unauthorized"))?;
+            Some(verifier.verify(&token).map_err(|e| Refused(e.code()))?)
+        }
+        None => match auth.as_ref().and_then(|a| a.get("userId")) {
+            None | Some(Value::Null) => None,
+            Some(Value::String(raw)) => {
+                Some(UserId::parse(raw).map_err(|_| Refused("invalid_user_id"))?)
+            }
+            Some(_) => return Err(Refused("invalid_user_id")),
+        },
+    };
+    if let Some(user) = user {
+        socket.join(rooms::user_room(&user));
+        state.identities.0.insert(socket.id, user);
+        socket.on_disconnect(on_identified_disconnect::<A>);
+    }
+    socket.on(THREAD_JOIN, on_thread_join::<A>);
+    socket.on(THREAD_LEAVE, on_thread_leave::<A>);
+    socket.on(MESSAGE_SEND, on_message_send::<A>);
+    socket.on(TYPING, on_typing::<A>);
+    socket.on(THREAD_READ, on_thread_read::<A>);
+    Ok(())
+}
+
+/// An identified socket went away: its typing stops and its user may go offline in each of its
+/// threads. Then it is forgotten.
+async fn on_identified_disconnect<A: Adapter>(socket: SocketRef<A>, State(state): State<AppState>) {
+    let Some(user) = state.identities.0.remove(&socket.id).map(|(_, u)| u) else {
+        return;
+    };
+    // socketioxide takes the socket out of its rooms after this handler.
+    let threads: Vec<ThreadId> = socket
+        .rooms()
+        .iter()
+        .filter_map(|room| rooms::thread_of(room).and_then(|t| ThreadId::parse(t).ok()))
+        .collect();
+    for thread in threads {
+        if state.typing.stop(&thread, &user) {
+            send_typing(&socket, &thread, &user, false).await;
+        }
+        presence::announce(&socket, &thread, &user, false).await;
+    }
+}
+
+/// `token` from a handshake query string (`io(url, {query: {token}})`).
+fn query_token(query: Option<&str>) -> Option<String> {
+    serde_urlencoded::from_str::<Vec<(String, String)>>(query?)
+        .ok()?
+        .into_iter()
+        .find_map(|(key, value)| (key == "token").then_some(value))
+}
+
+/// The stored thread, and in `jwt` mode only if the socket's user is a member.
+async fn readable_thread(
+    state: &AppState,
+    sid: Sid,
+    thread: &ThreadId,
+) -> Result<Thread, &'static str> {
+    let thread = state
+        .store
+        .thread(thread)
+        .await
+        .map_err(|e| ApiError::from(e).code())?;
+    if state.auth.is_some() && !thread.has_member(&state.identities.author(sid)) {
+        return Err("not_a_member");
+    }
+    Ok(thread)
+}
+
+async fn on_connect<A: Adapter>(socket: SocketRef<A>) {
+    tracing::debug!(sid = %socket.id, "socket connected");
+}
+
+/// `thread:join {threadId, since?}` → joins room `thread:<threadId>`. With `since` (the last
+/// message id the client saw), first replays what it missed: edits and deletions of what it
+/// had seen (`message:updated` / `message:deleted`), then every message created after it
+/// (`message:new`), oldest first, at most `--replay-limit`. The ack is `{ok: true, replayed}`
+/// (plus `truncated: true` past the limit), or `{error}`.
+async fn on_thread_join<A: Adapter>(
+    socket: SocketRef<A>,
+    State(state): State<AppState>,
+    TryData(payload): TryData<Value>,
+    ack: AckSender<A>,
+) {
+    let result = async {
+        let payload = payload.map_err(|_| "invalid_payload")?;
+        let thread = events::thread_id(&payload)?;
+        let since = events::since(&payload)?;
+        let thread = readable_thread(&state, socket.id, &thread).await?;
+        let room = rooms::thread_room(&thread.id);
+        let ack = match since {
+            None => {
+                socket.join(room);
+                Ack::ok()
+            }
+            Some(since) => {
+                let replay = state
+                    .chat
+                    .rejoin(
+                        &thread.id,
+                        &since,
+                        state.config.replay_limit,
+                        &socket.id.to_string(),
+                        |replay| {
+                            socket.join(room);
+                            replay_to(&socket, replay);
+                        },
+                    )
+                    .await
+                    .map_err(|e| e.code())?;
+                Ack::joined(replay.len(), replay.truncated)
+            }
+        };
+        Ok((thread.id, ack))
+    }
+    .await;
+    match result {
+        Ok((thread, body)) => {
+            let _ = ack.send(&body);
+            if let Some(user) = state.identities.get(socket.id) {
+                presence::announce(&socket, &thread, &user, true).await;
+            }
+        }
+        Err(code) => {
+            let _ = ack.send(&Ack::error(code));
+        }
+    }
+}
+
+/// Emits a replay to one socket, in order: changes first, then new messages.
+fn replay_to<A: Adapter>(socket: &SocketRef<A>, replay: &Replay) {
+    let changes = replay.changed.iter().map(|change| match change {
+        Change::Updated(view) => ThreadEvent::Updated(view),
+        Change::Deleted(thread, message) => ThreadEvent::Deleted { thread, message },
+    });
+    for event in changes.chain(replay.new.iter().map(ThreadEvent::New)) {
+        if let Err(e) = socket.emit(event.name(), &event.payload()) {
+            tracing::debug!(sid = %socket.id, error = %e, "replay stopped");
+            return;
+        }
+    }
+}
+
+/// `thread:leave {threadId}` → leaves room `thread:<threadId>`; ack `{ok}` or `{error}`.
+async fn on_thread_leave<A: Adapter>(
+    socket: SocketRef<A>,
+    State(state): State<AppState>,
+    TryData(payload): TryData<Value>,
+    ack: AckSender<A>,
+) {
+    let result = payload
+        .map_err(|_| "invalid_payload")
+        .and_then(|p| events::thread_id(&p));
+    let _ = ack.send(&match &result {
+        Ok(_) => Ack::ok(),
+        Err(code) => Ack::error(code),
+    });
+    let Ok(thread) = result else { return };
+    let room = rooms::thread_room(&thread);
+    let was_in = socket.rooms().iter().any(|r| *r == room);
+    socket.leave(room);
+    if was_in && let Some(user) = state.identities.get(socket.id) {
+        if state.typing.stop(&thread, &user) {
+            send_typing(&socket, &thread, &user, false).await;
+        }
+        presence::announce(&socket, &thread, &user, false).await;
+    }
+}
+
+/// `message:send {threadId, body, fileIds?, clientMessageId?}` → the same validation,
+/// idempotency, storage and broadcast as `POST /api/threads/:id/messages` (through `Chat::post`);
+/// ack `{ok: true, message}` or `{error}`.
+async fn on_message_send<A: Adapter>(
+    socket: SocketRef<A>,
+    State(state): State<AppState>,
+    TryData(payload): TryData<events::SendMessage>,
+    ack: AckSender<A>,
+) {
+    let result: Result<MessageView, &'static str> = async {
+        let req = payload.map_err(|_| "invalid_payload")?;
+        let thread = ThreadId::parse(&req.thread_id).map_err(|_| "invalid_thread_id")?;
+        readable_thread(&state, socket.id, &thread).await?;
+        let key = match req.client_message_id.as_deref() {
+            None => None,
+            Some(raw) => Some(ClientMessageId::parse(raw).ok_or("invalid_client_message_id")?),
+        };
+        let new = NewMessage::new(
+            state.identities.author(socket.id),
+            req.body.as_deref(),
+            &req.file_ids.unwrap_or_default(),
+        )
+        .map_err(|e| ApiError::from(e).code())?
+        .with_client_id(key);
+        let posted = state.chat.post(&thread, new).await.map_err(|e| e.code())?;
+        Ok(posted.view)
+    }
+    .await;
+    let _ = match &result {
+        Ok(message) => ack.send(&Ack::sent(message)),
+        Err(code) => ack.send(&Ack::error(code)),
+    };
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct TypingEvent<'a> {
+    thread_id: &'a ThreadId,
+    user_id: &'a UserId,
+    typing: bool,
+}
+
+/// Tells the others in the thread's room (not this user's own sockets) whether `user` types.
+async fn send_typing<A: Adapter>(
+    socket: &SocketRef<A>,
+    thread: &ThreadId,
+    user: &UserId,
+    typing: bool,
+) {
+    let event = TypingEvent {
+        thread_id: thread,
+        user_id: user,
+        typing,
+    };
+    let _ = socket
+        .to(rooms::thread_room(thread))
+        .except(rooms::user_room(user))
+        .volatile()
+        .emit(TYPING, &event)
+        .await;
+}
+
+/// `typing {threadId, typing}` → the others in the room get `typing {threadId, userId,
+/// typing}`. A `true` not renewed within 5 s turns into `false` by itself. Needs a user.
+async fn on_typing<A: Adapter>(
+    socket: SocketRef<A>,
+    State(state): State<AppState>,
+    TryData(payload): TryData<TypingPayload>,
+    ack: AckSender<A>,
+) {
+    let result: Result<(ThreadId, UserId, bool), &'static str> = async {
+        let req = payload.map_err(|_| "invalid_payload")?;
+        let thread = ThreadId::parse(&req.thread_id).map_err(|_| "invalid_thread_id")?;
+        let user = state.identities.get(socket.id).ok_or("identity_required")?;
+        readable_thread(&state, socket.id, &thread).await?;
+        Ok((thread, user, req.typing))
+    }
+    .await;
+    let _ = ack.send(&match &result {
+        Ok(_) => Ack::ok(),
+        Err(code) => Ack::error(code),
+    });
+    let Ok((thread, user, typing)) = result else {
+        return;
+    };
+    if !typing {
+        if state.typing.stop(&thread, &user) {
+            send_typing(&socket, &thread, &user, false).await;
+        }
+        return;
+    }
+    let generation = state.typing.start(&thread, &user);
+    send_typing(&socket, &thread, &user, true).await;
+    tokio::spawn(async move {
+        tokio::time::sleep(TYPING_TIMEOUT).await;
+        if state.typing.expire(&thread, &user, generation) {
+            send_typing(&socket, &thread, &user, false).await;
+        }
+    });
+}
+
+/// `thread:read {threadId, messageId}` → moves the user's read position forward (never back)
+/// and, when it moved, sends `receipt {threadId, userId, messageId}` to the room. Ack
+/// `{ok: true, messageId}` with the position afterwards. Needs a user.
+async fn on_thread_read<A: Adapter>(
+    socket: SocketRef<A>,
+    State(state): State<AppState>,
+    TryData(payload): TryData<events::Read>,
+    ack: AckSender<A>,
+) {
+    let result: Result<MessageId, &'static str> = async {
+        let req = payload.map_err(|_| "invalid_payload")?;
+        let thread = ThreadId::parse(&req.thread_id).map_err(|_| "invalid_thread_id")?;
+        let message = MessageId::parse(&req.message_id).map_err(|_| "invalid_message_id")?;
+        let user = state.identities.get(socket.id).ok_or("identity_required")?;
+        readable_thread(&state, socket.id, &thread).await?;
+        state
+            .chat
+            .mark_read(&thread, &user, &message)
+            .await
+            .map_err(|e| e.code())
+    }
+    .await;
+    let _ = match &result {
+        Ok(position) => ack.send(&Ack::read(position)),
+        Err(code) => ack.send(&Ack::error(code)),
+    };
+}
