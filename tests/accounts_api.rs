@@ -445,3 +445,119 @@ async fn conversations_list_most_recent_first_and_messages_cross_apis() {
         "the end is explicit"
     );
 }
+
+/// The accounts API and the threads API read the same store: unread counts, edits and
+/// deletions agree between them.
+#[tokio::test]
+async fn both_apis_agree_on_unread_counts_and_edits() {
+    let app = spawn_app().await;
+    let conversation = app.two_accounts_and_their_conversation().await;
+    let as_user = |id: &'static str| move |r: reqwest::RequestBuilder| r.header("x-user-id", id);
+    let mut sent = Vec::new();
+    for text in ["one", "two", "three"] {
+        let reply = app
+            .post_json(
+                &format!("/api/account/2/conversation/{conversation}/messages"),
+                json!({ "text": text }),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{reply:?}");
+        sent.push(reply.body["id"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(
+        unread_in_both(&app, &conversation).await,
+        [json!(3), json!(3), json!(3)]
+    );
+    assert_eq!(
+        app.get("/api/account/2/conversations").await.body["rows"][0]["unreadCount"],
+        json!(0),
+        "one's own messages are never unread"
+    );
+
+    // Reading up to the second message leaves one unread, in both APIs.
+    let read = app
+        .send(as_user("1")(
+            app.http
+                .post(app.url(&format!("/api/threads/{conversation}/read")))
+                .json(&json!({ "messageId": sent[1] })),
+        ))
+        .await;
+    assert_eq!(read.status, StatusCode::OK, "{read:?}");
+    assert_eq!(read.body, json!({ "messageId": sent[1] }));
+    assert_eq!(
+        unread_in_both(&app, &conversation).await,
+        [json!(1), json!(1), json!(1)]
+    );
+    // Backwards does not move it.
+    let back = app
+        .send(as_user("1")(
+            app.http
+                .post(app.url(&format!("/api/threads/{conversation}/read")))
+                .json(&json!({ "messageId": sent[0] })),
+        ))
+        .await;
+    assert_eq!(back.body, json!({ "messageId": sent[1] }));
+
+    // An edit through the threads API shows in the accounts API; so does a deletion.
+    let message_path = |id: &str| format!("/api/threads/{conversation}/messages/{id}");
+    let edit = app
+        .send(as_user("2")(
+            app.http
+                .patch(app.url(&message_path(&sent[2])))
+                .json(&json!({ "body": "three, edited" })),
+        ))
+        .await;
+    assert_eq!(edit.status, StatusCode::OK, "{edit:?}");
+    let refused = app
+        .send(as_user("1")(
+            app.http.delete(app.url(&message_path(&sent[0]))),
+        ))
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert_eq!(refused.error_code(), "not_author");
+    let deleted = app
+        .send(as_user("2")(
+            app.http.delete(app.url(&message_path(&sent[0]))),
+        ))
+        .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    let page = app
+        .get(&format!(
+            "/api/account/1/conversation/{conversation}/messages?pageSize=10"
+        ))
+        .await;
+    let items = page.body["rows"].as_array().unwrap();
+    let by_id = |id: &str| items.iter().find(|m| m["id"] == id).unwrap().clone();
+    assert_eq!(by_id(&sent[2])["text"], "three, edited");
+    assert!(by_id(&sent[2])["editedTs"].is_i64());
+    assert_eq!(by_id(&sent[0])["text"], "");
+    assert!(by_id(&sent[0])["deletedTs"].is_i64());
+    let thread_history = app.all_messages(&conversation, 10).await;
+    assert_eq!(thread_history[2]["body"], "three, edited");
+    assert_eq!(
+        thread_history[2]["editedAt"],
+        edit.body["message"]["editedAt"]
+    );
+    assert_eq!(thread_history[0]["body"], "");
+}
+
+/// Account 1's unread count in a conversation, as `GET /api/threads/:id`, the conversation
+/// and the conversation list show it.
+async fn unread_in_both(app: &TestApp, conversation: &str) -> [Value; 3] {
+    let thread = app
+        .send(
+            app.http
+                .get(app.url(&format!("/api/threads/{conversation}")))
+                .header("x-user-id", "1"),
+        )
+        .await;
+    let one = app
+        .get(&format!("/api/account/1/conversation/{conversation}"))
+        .await;
+    let listed = app.get("/api/account/1/conversations").await;
+    [
+        thread.body["unreadCount"].clone(),
+        one.body["unreadCount"].clone(),
+        listed.body["rows"][0]["unreadCount"].clone(),
+    ]
+}

@@ -31,9 +31,13 @@
   document.getElementById("thread-id").textContent = threadId;
   document.getElementById("user-id").textContent = user;
 
+  // The last message shown: every rejoin names it (`since`), and the server replays what came
+  // after it, so a dropped connection loses nothing.
+  let lastId = null;
   const show = (message) => {
     if (shown.has(message.id)) return; // history and live events may overlap
     shown.add(message.id);
+    lastId = message.id;
     const li = document.createElement("li");
     li.dataset.id = message.id;
     li.className = message.authorId === user ? "mine" : "";
@@ -58,9 +62,10 @@
   } while (cursor);
 
   const socket = io(server, { path: "/ws" });
+  window.chat = { socket }; // for the console (and the test suite)
   // Join on every (re)connect: rooms do not survive a new session.
   socket.on("connect", () => {
-    socket.emit("thread:join", { threadId }, (ack) => {
+    socket.emit("thread:join", lastId ? { threadId, since: lastId } : { threadId }, (ack) => {
       status.textContent = ack && ack.ok ? "live" : "join failed: " + (ack && ack.error);
       document.body.dataset.state = ack && ack.ok ? "joined" : "error";
     });
@@ -70,6 +75,14 @@
     document.body.dataset.state = "disconnected";
   });
   socket.on("message:new", ({ message }) => show(message));
+  socket.on("message:updated", ({ message }) => {
+    const body = list.querySelector(`li[data-id="${CSS.escape(message.id)}"] .body`);
+    if (body) body.textContent = message.body + " (edited)";
+  });
+  socket.on("message:deleted", ({ messageId }) => {
+    const body = list.querySelector(`li[data-id="${CSS.escape(messageId)}"] .body`);
+    if (body) body.textContent = "(deleted)";
+  });
 
   document.getElementById("composer").addEventListener("submit", async (event) => {
     event.preventDefault();

@@ -29,15 +29,21 @@ if (!threadId) {
 }
 
 const socket = io(server, { path: "/ws" });
+// The last message seen: every rejoin names it, and the server replays what came after it, so a
+// dropped connection loses nothing.
+let lastId = null;
+let posted = false;
 
 socket.on("connect", () => {
-  socket.emit("thread:join", { threadId }, async (ack) => {
+  socket.emit("thread:join", lastId ? { threadId, since: lastId } : { threadId }, async (ack) => {
     if (!ack || !ack.ok) {
       console.error("join failed:", ack);
       process.exit(1);
     }
-    console.log(`joined thread:${threadId}`);
-    if (say) {
+    console.log(lastId ? `rejoined thread:${threadId}, ${ack.replayed} missed messages replayed` : `joined thread:${threadId}`);
+    if (ack.truncated) console.log("more were missed than replayed: page GET /messages?cursor=" + lastId);
+    if (say && !posted) {
+      posted = true;
       await fetch(`${server}/api/threads/${threadId}/messages`, {
         method: "POST",
         headers: { "content-type": "application/json", "x-user-id": "node-client" },
@@ -48,6 +54,7 @@ socket.on("connect", () => {
 });
 
 socket.on("message:new", ({ message }) => {
+  lastId = message.id;
   console.log(`message:new ${message.id} ${message.authorId}: ${message.body}`);
   if (once) {
     socket.close();

@@ -4,7 +4,7 @@ use axum::{
     Router,
     extract::State,
     http::StatusCode,
-    routing::{get, patch},
+    routing::{get, patch, post},
 };
 use serde::{Deserialize, Serialize};
 
@@ -31,6 +31,7 @@ pub fn router() -> Router<AppState> {
             "/api/threads/{thread_id}/messages/{message_id}",
             patch(edit).delete(remove),
         )
+        .route("/api/threads/{thread_id}/read", post(mark_read))
 }
 
 #[derive(Deserialize)]
@@ -174,6 +175,36 @@ async fn remove(
     let message = message_id(&message)?;
     state.chat.delete(&thread, &message, &caller.id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ReadRequest {
+    message_id: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ReadPosition {
+    message_id: MessageId,
+}
+
+/// `POST /api/threads/:threadId/read {messageId}` → 200 `{messageId}`: the REST twin of the
+/// socket's `thread:read`. The caller's read position moves forward to the message (never
+/// back; the answer is the position afterwards), and the room gets `receipt` when it moved.
+async fn mark_read(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    caller: Caller,
+    Json(req): Json<ReadRequest>,
+) -> Result<Json<ReadPosition>> {
+    let thread = thread_id(&id)?;
+    caller.require_member(&state.store.thread(&thread).await?)?;
+    let message = message_id(&req.message_id)?;
+    let position = state.chat.mark_read(&thread, &caller.id, &message).await?;
+    Ok(Json(ReadPosition {
+        message_id: position,
+    }))
 }
 
 #[cfg(test)]

@@ -129,12 +129,17 @@ async fn deliver<A: Adapter>(node: &str, bytes: &[u8], chat: &Chat, io: &SocketI
     let (_turn, skip) = chat
         .peer_turn(&incoming.thread, incoming.new.as_ref())
         .await;
-    let skip: Vec<String> = skip;
-    let op = io
-        .local()
-        .to(rooms::thread_room(&incoming.thread))
-        .except(skip);
-    if let Err(e) = op.emit(incoming.event, incoming.data).await {
-        tracing::warn!(error = %e, "delivering a peer's thread event failed");
+    let room = io.local().to(rooms::thread_room(&incoming.thread));
+    if skip.is_empty() {
+        if let Err(e) = room.emit(incoming.event, incoming.data).await {
+            tracing::warn!(error = %e, "delivering a peer's thread event failed");
+        }
+        return;
+    }
+    // Rare (a rejoin raced this message): send socket by socket, past those that had it.
+    for socket in room.sockets() {
+        if !skip.contains(&socket.id.to_string()) {
+            let _ = socket.emit(incoming.event.as_str(), incoming.data);
+        }
     }
 }

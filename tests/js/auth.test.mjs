@@ -91,3 +91,30 @@ test("socket.io-client 2.x passes the token as a query parameter", async () => {
     socket.close();
   }
 });
+
+test("typing, receipts, rejoins, presence and edits: members only, authors only", async () => {
+  const threadId = await thread(["ann", "bob"]);
+  const posted = await api(server, "POST", `/api/threads/${threadId}/messages`, { body: "hi" }, bearer("bob"));
+  const messageId = posted.body.message.id;
+  const eve = await connect(server, CLIENTS[0], { auth: { token: token("eve") } });
+  const ann = await connect(server, CLIENTS[0], { auth: { token: token("ann") } });
+  try {
+    assert.deepEqual(await emitAck(eve, "typing", { threadId, typing: true }), { error: "not_a_member" });
+    assert.deepEqual(await emitAck(eve, "thread:read", { threadId, messageId }), { error: "not_a_member" });
+    assert.deepEqual(await emitAck(eve, "thread:join", { threadId, since: messageId }), { error: "not_a_member" });
+    assert.equal((await api(server, "GET", `/api/threads/${threadId}/presence`, undefined, bearer("eve"))).status, 403);
+    assert.equal((await api(server, "POST", `/api/threads/${threadId}/read`, { messageId }, bearer("eve"))).status, 403);
+    const path = `/api/threads/${threadId}/messages/${messageId}`;
+    assert.equal((await api(server, "PATCH", path, { body: "x" }, bearer("eve"))).status, 403);
+    // A member who is not the author, even claiming to be with X-User-Id, is refused.
+    const notAuthor = await api(server, "PATCH", path, { body: "x" }, { ...bearer("ann"), "x-user-id": "bob" });
+    assert.deepEqual(notAuthor, { status: 403, body: { error: "not_author" } });
+    assert.equal((await api(server, "DELETE", path, undefined, bearer("ann"))).status, 403);
+    assert.deepEqual(await emitAck(ann, "thread:read", { threadId, messageId }), { ok: true, messageId });
+    assert.deepEqual(await emitAck(ann, "thread:join", { threadId, since: messageId }), { ok: true, replayed: 0 });
+    assert.equal((await api(server, "PATCH", path, { body: "edited" }, bearer("bob"))).status, 200);
+  } finally {
+    eve.close();
+    ann.close();
+  }
+});

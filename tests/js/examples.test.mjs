@@ -75,6 +75,17 @@ test("browser page: loads history, shows live messages, posts", async () => {
     assert.equal(stored.authorId, "web-user");
     await page.waitForSelector(`li[data-id="${stored.id}"]`, { timeout: 10000 });
     assert.equal(await page.locator(`li[data-id="${stored.id}"]`).count(), 1, "shown once");
+
+    // A dropped connection loses nothing: the page rejoins with `since` and gets the replay.
+    await page.evaluate(() => window.chat.socket.disconnect());
+    await page.waitForSelector("body[data-state=disconnected]", { timeout: 5000 });
+    const missed = [];
+    for (let i = 0; i < 3; i++) missed.push(await postMessage(server, threadId, `while away ${i}`, { "x-user-id": "other" }));
+    await page.evaluate(() => window.chat.socket.connect());
+    await page.waitForSelector("body[data-state=joined]", { timeout: 10000 });
+    for (const m of missed) await page.waitForSelector(`li[data-id="${m.id}"]`, { timeout: 10000 });
+    const order = await page.$$eval("li", (items) => items.map((li) => li.dataset.id));
+    assert.deepEqual(order.slice(-3), missed.map((m) => m.id), "replayed in order, at the end");
     assert.deepEqual(errors, []);
   } finally {
     await browser.close();
