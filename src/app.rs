@@ -41,6 +41,12 @@ impl App {
                 .await
                 .map_err(|e| io::Error::other(format!("loading the demo data: {e}")))?;
         }
+        if config.replay_limit >= config.socket_buffer {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "--replay-limit must be smaller than --socket-buffer: a replay is queued at once",
+            ));
+        }
         let auth = crate::auth::Auth::from_config(&config)?;
         let state = AppState::new(config, store, blobs, auth);
         let config = &state.config;
@@ -97,6 +103,11 @@ fn socket_io_builder(config: &Config) -> SocketIoBuilder {
         // Allocated up front for every websocket; chat frames are small and a larger frame
         // simply takes more reads. 4096 (the default) → 256 saves ~4 KB per connection.
         .ws_read_buffer_size(256)
+        // Bounded per-socket queue (a slow consumer cannot make the server buffer without
+        // bound), large enough for a whole replay. Slots are allocated as they fill.
+        .max_buffer_size(config.socket_buffer)
+        .ping_interval(std::time::Duration::from_millis(config.ping_interval_ms))
+        .ping_timeout(std::time::Duration::from_millis(config.ping_timeout_ms))
 }
 
 /// A Redis client speaking RESP3 (socketioxide's Redis adapter needs it: Redis 7 or later).

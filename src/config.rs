@@ -62,6 +62,20 @@ pub struct Config {
     )]
     pub max_payload_bytes: u64,
 
+    /// Events each socket may have queued for sending (beyond what the TCP connection holds).
+    /// A client that stops reading fills it; further events for it are dropped (a rejoin with
+    /// `since` recovers them) and its session closes when it misses the heartbeat.
+    #[arg(long, env = "THREADLINE_SOCKET_BUFFER", default_value_t = 1024)]
+    pub socket_buffer: usize,
+
+    /// Engine.IO heartbeat: a ping every this many milliseconds (Node's default).
+    #[arg(long, env = "THREADLINE_PING_INTERVAL_MS", default_value_t = 25_000)]
+    pub ping_interval_ms: u64,
+
+    /// Engine.IO heartbeat: a session whose pong is this late is closed (Node's default).
+    #[arg(long, env = "THREADLINE_PING_TIMEOUT_MS", default_value_t = 20_000)]
+    pub ping_timeout_ms: u64,
+
     /// Most messages `thread:join {threadId, since}` replays; past it the ack says
     /// `truncated: true` and the client pages the REST history.
     #[arg(long, env = "THREADLINE_REPLAY_LIMIT", default_value_t = 500)]

@@ -217,7 +217,10 @@ fn replay_to<A: Adapter>(socket: &SocketRef<A>, replay: &Replay) {
     });
     for event in changes.chain(replay.new.iter().map(ThreadEvent::New)) {
         if let Err(e) = socket.emit(event.name(), &event.payload()) {
-            tracing::debug!(sid = %socket.id, error = %e, "replay stopped");
+            // Its queue is full: it is not reading. Close it rather than leave a hole in what
+            // it received; it rejoins with the same `since` when it reads again.
+            tracing::info!(sid = %socket.id, error = %e, "replay did not fit: disconnecting");
+            let _ = socket.clone().disconnect();
             return;
         }
     }

@@ -178,3 +178,21 @@ test("edits and deletions reach the room; only the author may make them", async 
     r.close();
   }
 });
+
+test("a full default replay of 500 messages arrives whole, then live ones", async () => {
+  const threadId = await createThread(server);
+  const seen = await postMessage(server, threadId, "seen");
+  const missed = [];
+  for (let i = 0; i < 500; i++) missed.push((await postMessage(server, threadId, `m${i}`)).id);
+  const socket = await connect(server);
+  try {
+    const got = [];
+    socket.on("message:new", ({ message }) => got.push(message.id));
+    assert.deepEqual(await emitAck(socket, "thread:join", { threadId, since: seen.id }), { ok: true, replayed: 500 });
+    const live = await postMessage(server, threadId, "live");
+    await waitUntil(() => got.length === 501, 10000, "replay and live");
+    assert.deepEqual(got, [...missed, live.id]);
+  } finally {
+    socket.close();
+  }
+});

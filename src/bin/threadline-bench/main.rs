@@ -27,6 +27,8 @@ enum Scenario {
     Held,
     Fanout,
     History,
+    /// threadline only (the Node stub has no `since`): a rejoin's replay of 500 messages.
+    Replay,
     /// threadline only: inserts/s and page latency on memory, SQLite and PostgreSQL, and
     /// cross-node delivery latency through Redis (needs --postgres-url and --redis-url).
     Backends,
@@ -113,6 +115,7 @@ struct Results {
     fixed_rate: Option<scenarios::FanOut>,
     socket_send: Option<scenarios::FanOut>,
     history: Option<scenarios::History>,
+    replay: Option<scenarios::Replay>,
 }
 
 fn start(server: Server, args: &Args) -> Result<Target> {
@@ -133,6 +136,7 @@ async fn measure(server: Server, args: &Args) -> Result<Results> {
         fixed_rate: None,
         socket_send: None,
         history: None,
+        replay: None,
     };
     // A fresh server per scenario, so one scenario's garbage does not weigh on the next.
     if args.scenarios.contains(&Scenario::Held) {
@@ -170,6 +174,11 @@ async fn measure(server: Server, args: &Args) -> Result<Results> {
         let target = start(server, args)?;
         eprintln!("[{}] history of {} messages", target.name, args.history);
         results.history = Some(scenarios::history(&target, args.history, 200).await?);
+    }
+    if args.scenarios.contains(&Scenario::Replay) && server == Server::Threadline {
+        let target = start(server, args)?;
+        eprintln!("[{}] replay of 500 messages", target.name);
+        results.replay = Some(scenarios::replay(&target, 500, 200).await?);
     }
     Ok(results)
 }
@@ -352,10 +361,52 @@ fn report(args: &Args, all: &[Results]) -> String {
         );
         row(
             &mut out,
+            &format!("{label}: send→answer (201 or ack) p50"),
+            &f(|x| ms(&x.answer, 0.5)),
+            "ms",
+            "",
+        );
+        row(
+            &mut out,
+            &format!("{label}: send→answer (201 or ack) p99"),
+            &f(|x| ms(&x.answer, 0.99)),
+            "ms",
+            "",
+        );
+        row(
+            &mut out,
             &format!("{label}: failed posts"),
             &f(|x| x.post_errors as f64),
             "",
             "0",
+        );
+    }
+    if all.iter().any(|r| r.replay.is_some()) {
+        let f = |m: fn(&scenarios::Replay) -> f64| pick(&|r| r.replay.as_ref().map(m));
+        let _ = writeln!(
+            out,
+            "| *replay: a fresh session joins with `since` 500 messages back, 200 times (the Node stub has no replay)* | | | |"
+        );
+        row(
+            &mut out,
+            "replay 500: join→last event and ack p50",
+            &f(|x| ms(&x.latency, 0.5)),
+            "ms",
+            "",
+        );
+        row(
+            &mut out,
+            "replay 500: join→last event and ack p99",
+            &f(|x| ms(&x.latency, 0.99)),
+            "ms",
+            "",
+        );
+        row(
+            &mut out,
+            "replay 500: server CPU per replay",
+            &f(|x| x.cpu_ms_per_replay()),
+            "ms",
+            "",
         );
     }
     if all.iter().any(|r| r.history.is_some()) {

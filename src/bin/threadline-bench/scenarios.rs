@@ -147,6 +147,8 @@ pub struct FanOut {
     pub lost: u64,
     pub duplicated: u64,
     pub latency: Histogram<u64>,
+    /// Send → answer: the 201 of a REST post, the ack of a `message:send`.
+    pub answer: Histogram<u64>,
     pub cpu_seconds: f64,
 }
 
@@ -321,6 +323,7 @@ pub async fn fan_out(target: &Target, post_to: &Target, load: Load) -> Result<Fa
                 t
             });
             let mut ack_id = 0u64;
+            let mut answer = histogram();
             while Instant::now() < deadline {
                 if let Some(tick) = tick.as_mut() {
                     tick.tick().await;
@@ -328,6 +331,7 @@ pub async fn fan_out(target: &Target, post_to: &Target, load: Load) -> Result<Fa
                 let n = seq.fetch_add(1, Ordering::Relaxed);
                 let thread = (n as usize) % ids.len();
                 let body = format!("s{n}t{}", base.elapsed().as_micros());
+                let sent = Instant::now();
                 let stored = match (&mut rest, &mut ws) {
                     (Some(rest), _) => matches!(
                         rest.post(
@@ -348,16 +352,18 @@ pub async fn fan_out(target: &Target, post_to: &Target, load: Load) -> Result<Fa
                     _ => false,
                 };
                 if stored {
+                    let _ = answer.record(sent.elapsed().as_micros() as u64);
                     per_thread[thread].fetch_add(1, Ordering::Relaxed);
                 } else {
                     errors.fetch_add(1, Ordering::Relaxed);
                 }
             }
-            Ok::<_, crate::Error>(())
+            Ok::<_, crate::Error>(answer)
         });
     }
+    let mut answer = histogram();
     while let Some(done) = posting.join_next().await {
-        done??;
+        answer.add(&done??)?;
     }
     let seconds = started.elapsed().as_secs_f64();
     let expected_per_thread: Vec<u64> = per_thread
@@ -397,7 +403,73 @@ pub async fn fan_out(target: &Target, post_to: &Target, load: Load) -> Result<Fa
         lost,
         duplicated: received_total - delivered,
         latency,
+        answer,
         cpu_seconds: cpu_after - cpu_before,
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4. Replay
+
+pub struct Replay {
+    pub rounds: usize,
+    /// `thread:join {since}` sent → every replayed `message:new` and the ack received.
+    pub latency: Histogram<u64>,
+    pub cpu_seconds: f64,
+}
+
+impl Replay {
+    /// Server CPU per replay, milliseconds.
+    pub fn cpu_ms_per_replay(&self) -> f64 {
+        self.cpu_seconds * 1e3 / self.rounds.max(1) as f64
+    }
+}
+
+/// A reconnecting client's catch-up: `n` messages posted after `since`, then `rounds` fresh
+/// websocket sessions each join with `since` and read the whole replay.
+pub async fn replay(target: &Target, n: usize, rounds: usize) -> Result<Replay> {
+    let thread = create_threads(target, 1, "replay").await?.remove(0);
+    let mut rest = Rest::connect(target.addr).await?;
+    let path = format!("/api/threads/{thread}/messages");
+    let (_, first) = rest.post(&path, r#"{"body":"seen"}"#.into()).await?;
+    let since = json_str(&first, "id").ok_or("no id")?;
+    for i in 0..n {
+        let (status, _) = rest.post(&path, format!(r#"{{"body":"r{i}"}}"#)).await?;
+        if status != 201 {
+            return Err(format!("post: {status}").into());
+        }
+    }
+    let payload = format!(r#"{{"threadId":"{thread}","since":"{since}"}}"#);
+    let mut latency = histogram();
+    let cpu_before = target.cpu_seconds();
+    for round in 0..rounds {
+        let mut ws = eio::connect(target.addr, source(round)).await?;
+        let started = Instant::now();
+        ws.send(tokio_tungstenite::tungstenite::Message::text(format!(
+            "420[\"thread:join\",{payload}]"
+        )))
+        .await?;
+        let mut replayed = 0;
+        loop {
+            let packet = eio::next_text(&mut ws).await?;
+            if packet.starts_with("42[\"message:new\"") {
+                replayed += 1;
+            } else if let Some(ack) = packet.strip_prefix("430") {
+                if !ack.contains(&format!("\"replayed\":{n}")) || replayed != n {
+                    return Err(format!("replay: {replayed} events, ack {ack}").into());
+                }
+                break;
+            } else {
+                eio::answer_ping(&mut ws, &packet).await?;
+            }
+        }
+        latency.record(started.elapsed().as_micros() as u64)?;
+        let _ = ws.close(None).await;
+    }
+    Ok(Replay {
+        rounds,
+        latency,
+        cpu_seconds: target.cpu_seconds() - cpu_before,
     })
 }
 

@@ -1,0 +1,130 @@
+//! Slow consumers: a client that stops reading cannot make the server buffer without bound.
+//! Its queue is bounded (`--socket-buffer`); past it, events for it are dropped, and its
+//! session is closed when it misses the heartbeat. Other clients are unaffected.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{TestApp, spawn_app_with};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::json;
+use tokio::net::{TcpSocket, TcpStream};
+use tokio_tungstenite::{WebSocketStream, client_async, tungstenite::Message};
+
+type Ws = WebSocketStream<TcpStream>;
+
+/// A websocket Socket.IO session joined to `thread`, with a tiny receive buffer so that not
+/// reading fills the server's side quickly.
+async fn joined(app: &TestApp, thread: &str) -> Ws {
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = socket.connect(app.addr).await.unwrap();
+    let url = format!("ws://{}/ws/?EIO=4&transport=websocket", app.addr);
+    let (mut ws, _) = client_async(url, stream).await.unwrap();
+    assert!(next_text(&mut ws).await.unwrap().starts_with('0'));
+    ws.send(Message::text("40")).await.unwrap();
+    assert!(next_text(&mut ws).await.unwrap().starts_with("40"));
+    ws.send(Message::text(format!(
+        r#"420["thread:join",{{"threadId":"{thread}"}}]"#
+    )))
+    .await
+    .unwrap();
+    assert_eq!(next_text(&mut ws).await.unwrap(), r#"430[{"ok":true}]"#);
+    ws
+}
+
+/// The next text frame that is not a ping (pings are answered); `None` once the server closed.
+async fn next_text(ws: &mut Ws) -> Option<String> {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .ok()??
+        {
+            Ok(Message::Text(t)) if t.as_str() == "2" => ws.send(Message::text("3")).await.ok()?,
+            Ok(Message::Text(t)) => return Some(t.as_str().to_owned()),
+            Ok(Message::Close(_)) | Err(_) => return None,
+            Ok(_) => continue,
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_bounded_then_disconnected_and_others_get_everything() {
+    let app = spawn_app_with(|c| {
+        c.socket_buffer = 64;
+        c.replay_limit = 32;
+        c.ping_interval_ms = 300;
+        c.ping_timeout_ms = 300;
+    })
+    .await;
+    let thread = app.create_thread(&["slow", "fast"]).await;
+    let mut stalled = joined(&app, &thread).await;
+    let mut healthy = joined(&app, &thread).await;
+
+    // The healthy client reads everything while it is posted; the stalled one reads nothing.
+    const POSTS: usize = 400;
+    let reader = tokio::spawn(async move {
+        let mut got = 0;
+        while got < POSTS {
+            match next_text(&mut healthy).await {
+                Some(frame) if frame.starts_with(r#"42["message:new""#) => got += 1,
+                Some(_) => {}
+                None => break,
+            }
+        }
+        got
+    });
+    let body = "x".repeat(16 * 1024);
+    for _ in 0..POSTS {
+        let reply = app
+            .post_json(
+                &format!("/api/threads/{thread}/messages"),
+                json!({ "body": body }),
+            )
+            .await;
+        assert_eq!(reply.status, reqwest::StatusCode::CREATED);
+    }
+    assert_eq!(
+        reader.await.unwrap(),
+        POSTS,
+        "the healthy client got every message"
+    );
+
+    // Long past the heartbeat, the stalled client reads what reached it: part of the
+    // messages (the rest was dropped at its bound), then the end of its session.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut received = 0;
+    loop {
+        let frame = tokio::time::timeout(Duration::from_secs(10), stalled.next())
+            .await
+            .expect("the stalled session was closed by the server, not left open");
+        match frame {
+            Some(Ok(Message::Text(t))) if t.as_str().starts_with(r#"42["message:new""#) => {
+                received += 1
+            }
+            Some(Ok(Message::Close(_)) | Err(_)) | None => break,
+            Some(Ok(_)) => {}
+        }
+    }
+    assert!(
+        received < POSTS,
+        "a client that does not read does not get an unbounded queue ({received} of {POSTS})"
+    );
+    // The server is still healthy.
+    assert_eq!(app.get("/healthz").await.status, reqwest::StatusCode::OK);
+}
+
+#[test]
+fn replay_limit_must_fit_the_socket_buffer() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = threadline::config::Config::for_tests(dir.path().to_owned());
+    config.socket_buffer = 100;
+    config.replay_limit = 100;
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let built = runtime.block_on(threadline::app::App::build(
+        config,
+        std::sync::Arc::new(threadline::store::MemoryStore::new()),
+    ));
+    assert!(built.is_err());
+}
