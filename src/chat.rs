@@ -269,8 +269,14 @@ impl Chat {
             return;
         }
         let now = Instant::now();
+        // Forget expired seams everywhere, not just here: a thread whose replayed messages were
+        // all posted on this node never hears from a peer again. The map only ever holds
+        // threads rejoined in the last `SEAM_MEMORY`, so the sweep is short.
+        self.seams.retain(|_, seams| {
+            seams.retain(|s| s.until > now);
+            !seams.is_empty()
+        });
         let mut seams = self.seams.entry(thread.clone()).or_default();
-        seams.retain(|s| s.until > now);
         seams.push(Seam {
             socket: socket.to_owned(),
             ids,
