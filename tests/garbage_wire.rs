@@ -5,8 +5,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::{TestApp, spawn_app};
-use futures_util::{SinkExt, StreamExt};
+use common::{TestApp, next_text, spawn_app};
+use futures_util::SinkExt;
 use proptest::{
     strategy::{Strategy, ValueTree},
     test_runner::TestRunner,
@@ -27,37 +27,28 @@ async fn open(app: &TestApp) -> Ws {
     let (mut ws, _) = tokio_tungstenite::connect_async_with_config(url, Some(config), false)
         .await
         .expect("websocket");
-    let open = next_text(&mut ws).await.expect("open packet");
+    let open = next_text(&mut ws, WAIT).await.expect("open packet");
     assert!(open.starts_with('0'), "{open}");
     ws
 }
 
-/// The next text frame that is not a ping (pings are answered).
-async fn next_text(ws: &mut Ws) -> Option<String> {
-    loop {
-        match tokio::time::timeout(Duration::from_secs(5), ws.next())
-            .await
-            .ok()??
-        {
-            Ok(Message::Text(t)) if t.as_str() == "2" => ws.send(Message::text("3")).await.ok()?,
-            Ok(Message::Text(t)) => return Some(t.as_str().to_owned()),
-            Ok(Message::Close(_)) | Err(_) => return None,
-            Ok(_) => continue,
-        }
-    }
-}
+/// How long a read waits before the session counts as silent.
+const WAIT: Duration = Duration::from_secs(5);
 
 /// A well-behaved client: connected, joined to `thread`, ready to receive.
 async fn joined_client(app: &TestApp, thread: &str) -> Ws {
     let mut ws = open(app).await;
     ws.send(Message::text("40")).await.unwrap();
-    assert!(next_text(&mut ws).await.unwrap().starts_with("40"));
+    assert!(next_text(&mut ws, WAIT).await.unwrap().starts_with("40"));
     ws.send(Message::text(format!(
         r#"420["thread:join",{{"threadId":"{thread}"}}]"#
     )))
     .await
     .unwrap();
-    assert_eq!(next_text(&mut ws).await.unwrap(), r#"430[{"ok":true}]"#);
+    assert_eq!(
+        next_text(&mut ws, WAIT).await.unwrap(),
+        r#"430[{"ok":true}]"#
+    );
     ws
 }
 
@@ -65,7 +56,7 @@ async fn joined_client(app: &TestApp, thread: &str) -> Ws {
 async fn bystander_still_served(app: &TestApp, bystander: &mut Ws, thread: &str, text: &str) {
     let sent = app.post_message(thread, text).await;
     loop {
-        let frame = next_text(bystander)
+        let frame = next_text(bystander, WAIT)
             .await
             .expect("bystander connection alive");
         if frame.starts_with(r#"42["message:new""#) {
@@ -143,7 +134,7 @@ async fn garbage_on_the_socket_hurts_nobody_else() {
         .send(Message::text(format!("40{}", "x".repeat(2_000_000))))
         .await;
     assert!(
-        next_text(&mut big).await.is_none(),
+        next_text(&mut big, WAIT).await.is_none(),
         "an oversized frame closes that connection"
     );
     bystander_still_served(&app, &mut bystander, &thread, "after oversized frames").await;

@@ -227,3 +227,24 @@ pub fn url_encode(s: &str) -> String {
         })
         .collect()
 }
+
+/// The next text frame of a raw Socket.IO websocket session that is not an Engine.IO ping (pings
+/// are answered); `None` once the server closed the session or nothing came `within`.
+pub async fn next_text<S>(
+    ws: &mut tokio_tungstenite::WebSocketStream<S>,
+    within: std::time::Duration,
+) -> Option<String>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    loop {
+        match tokio::time::timeout(within, ws.next()).await.ok()?? {
+            Ok(Message::Text(t)) if t.as_str() == "2" => ws.send(Message::text("3")).await.ok()?,
+            Ok(Message::Text(t)) => return Some(t.as_str().to_owned()),
+            Ok(Message::Close(_)) | Err(_) => return None,
+            Ok(_) => continue,
+        }
+    }
+}
