@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{TestApp, spawn_app_with};
+use common::{TestApp, next_text, spawn_app_with};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
 use tokio::net::{TcpSocket, TcpStream};
@@ -14,42 +14,37 @@ use tokio_tungstenite::{WebSocketStream, client_async, tungstenite::Message};
 
 type Ws = WebSocketStream<TcpStream>;
 
-/// A websocket Socket.IO session joined to `thread`, with a tiny receive buffer so that not
-/// reading fills the server's side quickly.
-async fn joined(app: &TestApp, thread: &str) -> Ws {
+/// A websocket Socket.IO session joined to `thread`. A stalled client gets a tiny receive
+/// buffer, so that not reading fills the server's side quickly.
+async fn joined(app: &TestApp, thread: &str, stalled: bool) -> Ws {
     let socket = TcpSocket::new_v4().unwrap();
-    socket.set_recv_buffer_size(4096).unwrap();
+    if stalled {
+        socket.set_recv_buffer_size(4096).unwrap();
+    }
     let stream = socket.connect(app.addr).await.unwrap();
     let url = format!("ws://{}/ws/?EIO=4&transport=websocket", app.addr);
     let (mut ws, _) = client_async(url, stream).await.unwrap();
-    assert!(next_text(&mut ws).await.unwrap().starts_with('0'));
+    assert!(next_text(&mut ws, WAIT).await.unwrap().starts_with('0'));
     ws.send(Message::text("40")).await.unwrap();
-    assert!(next_text(&mut ws).await.unwrap().starts_with("40"));
+    assert!(next_text(&mut ws, WAIT).await.unwrap().starts_with("40"));
     ws.send(Message::text(format!(
         r#"420["thread:join",{{"threadId":"{thread}"}}]"#
     )))
     .await
     .unwrap();
-    assert_eq!(next_text(&mut ws).await.unwrap(), r#"430[{"ok":true}]"#);
+    assert_eq!(
+        next_text(&mut ws, WAIT).await.unwrap(),
+        r#"430[{"ok":true}]"#
+    );
     ws
 }
 
-/// The next text frame that is not a ping (pings are answered); `None` once the server closed.
-async fn next_text(ws: &mut Ws) -> Option<String> {
-    loop {
-        match tokio::time::timeout(Duration::from_secs(10), ws.next())
-            .await
-            .ok()??
-        {
-            Ok(Message::Text(t)) if t.as_str() == "2" => ws.send(Message::text("3")).await.ok()?,
-            Ok(Message::Text(t)) => return Some(t.as_str().to_owned()),
-            Ok(Message::Close(_)) | Err(_) => return None,
-            Ok(_) => continue,
-        }
-    }
-}
+/// How long a read waits before the session counts as silent.
+const WAIT: Duration = Duration::from_secs(10);
 
-#[tokio::test]
+// The healthy client's reader runs on its own worker while the posts go out: on one thread it
+// would only read between posts, and itself fall behind the 64-event bound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_stops_reading_is_bounded_then_disconnected_and_others_get_everything() {
     let app = spawn_app_with(|c| {
         c.socket_buffer = 64;
@@ -59,15 +54,15 @@ async fn a_client_that_stops_reading_is_bounded_then_disconnected_and_others_get
     })
     .await;
     let thread = app.create_thread(&["slow", "fast"]).await;
-    let mut stalled = joined(&app, &thread).await;
-    let mut healthy = joined(&app, &thread).await;
+    let mut stalled = joined(&app, &thread, true).await;
+    let mut healthy = joined(&app, &thread, false).await;
 
     // The healthy client reads everything while it is posted; the stalled one reads nothing.
     const POSTS: usize = 400;
     let reader = tokio::spawn(async move {
         let mut got = 0;
         while got < POSTS {
-            match next_text(&mut healthy).await {
+            match next_text(&mut healthy, WAIT).await {
                 Some(frame) if frame.starts_with(r#"42["message:new""#) => got += 1,
                 Some(_) => {}
                 None => break,
