@@ -1,17 +1,24 @@
 //! Assembles the product (REST router + Socket.IO layer + CORS) and serves it until shutdown.
 
-use std::{convert::Infallible, future::Future, io, net::SocketAddr, sync::Arc};
+use std::{
+    convert::Infallible,
+    future::Future,
+    io,
+    net::SocketAddr,
+    sync::Arc,
+    task::{Context, Poll},
+};
 
 use axum::{
-    extract::Request,
+    extract::{ConnectInfo, Request},
     http::HeaderValue,
     response::{IntoResponse, Response},
-    serve::ListenerExt,
+    serve::{IncomingStream, Listener, ListenerExt},
 };
 use socketioxide::{SocketIo, SocketIoBuilder, adapter::Adapter, layer::SocketIoLayer};
 use socketioxide_redis::{RedisAdapter, RedisAdapterCtr};
 use tokio::net::{TcpListener, TcpSocket};
-use tower::{ServiceBuilder, make::Shared, util::BoxCloneSyncService};
+use tower::{ServiceBuilder, ServiceExt, util::BoxCloneSyncService};
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 
 use crate::{
@@ -174,15 +181,69 @@ pub async fn serve(
         // Chat messages are small and latency-bound.
         let _ = tcp.set_nodelay(true);
     });
-    axum::serve(listener, Shared::new(app.service))
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            tracing::info!("shutting down: closing realtime sessions");
-            realtime.close().await;
-        })
-        .await?;
+    let service = WithPeer {
+        service: app.service,
+        // Engine.IO keeps each session's request for its lifetime: only carry the peer's
+        // address when a limit needs it.
+        enabled: app.state.limits.uses_ip(),
+    };
+    let grace = std::time::Duration::from_secs(app.state.config.shutdown_grace_secs);
+    let (began, shutting_down) = tokio::sync::oneshot::channel::<()>();
+    let served = axum::serve(listener, service).with_graceful_shutdown(async move {
+        shutdown.await;
+        let _ = began.send(());
+        tracing::info!("shutting down: closing realtime sessions");
+        realtime.close().await;
+    });
+    // In-flight requests get `grace` to finish. A long-poll whose client left at the wrong
+    // moment is otherwise only answered at the next heartbeat.
+    tokio::select! {
+        served = served => served?,
+        () = async {
+            if shutting_down.await.is_err() {
+                return std::future::pending().await;
+            }
+            tokio::time::sleep(grace).await;
+        } => tracing::warn!(?grace, "requests still in flight after the shutdown grace; closing them"),
+    }
     store.close().await;
     Ok(())
+}
+
+/// Makes the service of each accepted connection: requests carry the peer's address as
+/// `ConnectInfo<SocketAddr>` when `enabled`.
+#[derive(Clone)]
+struct WithPeer {
+    service: Service,
+    enabled: bool,
+}
+
+impl<'a, L> tower::Service<IncomingStream<'a, L>> for WithPeer
+where
+    L: Listener<Addr = SocketAddr>,
+{
+    type Response = Service;
+    type Error = Infallible;
+    type Future = std::future::Ready<Result<Service, Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, stream: IncomingStream<'a, L>) -> Self::Future {
+        if !self.enabled {
+            return std::future::ready(Ok(self.service.clone()));
+        }
+        let peer = ConnectInfo(*stream.remote_addr());
+        let service = self
+            .service
+            .clone()
+            .map_request(move |mut request: Request| {
+                request.extensions_mut().insert(peer);
+                request
+            });
+        std::future::ready(Ok(Service::new(service)))
+    }
 }
 
 /// Resolves on SIGINT (ctrl-c) or SIGTERM.

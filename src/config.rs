@@ -2,7 +2,10 @@
 
 use std::{net::IpAddr, path::PathBuf};
 
+use axum::http::HeaderName;
 use clap::{Parser, ValueEnum};
+
+use crate::limits::{Rate, Setting};
 
 /// Every flag has an environment fallback, so containers configure it without a command line.
 #[derive(Debug, Clone, Parser)]
@@ -81,6 +84,47 @@ pub struct Config {
     #[arg(long, env = "THREADLINE_REPLAY_LIMIT", default_value_t = 500)]
     pub replay_limit: usize,
 
+    /// Abuse limits (README, Limits). Rates are `COUNT/PERIOD` (`30/10s`: a burst of 30, then
+    /// 30 more every 10 s) or `off`. In `jwt` mode each is on with its default unless set to
+    /// `off`; in `open` mode only the ones set here apply. Counted per node.
+    ///
+    /// New messages and edits per user (REST and `message:send`); jwt default 30/10s.
+    #[arg(long, env = "THREADLINE_POST_RATE_PER_USER")]
+    pub post_rate_per_user: Option<Setting<Rate>>,
+
+    /// New messages and edits per client address; jwt default 300/10s.
+    #[arg(long, env = "THREADLINE_POST_RATE_PER_IP")]
+    pub post_rate_per_ip: Option<Setting<Rate>>,
+
+    /// File uploads per user; jwt default 30/60s.
+    #[arg(long, env = "THREADLINE_UPLOAD_RATE_PER_USER")]
+    pub upload_rate_per_user: Option<Setting<Rate>>,
+
+    /// File uploads per client address; jwt default 120/60s.
+    #[arg(long, env = "THREADLINE_UPLOAD_RATE_PER_IP")]
+    pub upload_rate_per_ip: Option<Setting<Rate>>,
+
+    /// New Socket.IO connections per user; jwt default 30/60s.
+    #[arg(long, env = "THREADLINE_CONNECT_RATE_PER_USER")]
+    pub connect_rate_per_user: Option<Setting<Rate>>,
+
+    /// New Socket.IO connections per client address; jwt default 300/60s.
+    #[arg(long, env = "THREADLINE_CONNECT_RATE_PER_IP")]
+    pub connect_rate_per_ip: Option<Setting<Rate>>,
+
+    /// Socket.IO connections this node holds at once (a number or `off`); jwt default 10000.
+    #[arg(long, env = "THREADLINE_MAX_CONNECTIONS")]
+    pub max_connections: Option<Setting<usize>>,
+
+    /// Socket.IO connections one user holds at once (a number or `off`); jwt default 20.
+    #[arg(long, env = "THREADLINE_MAX_CONNECTIONS_PER_USER")]
+    pub max_connections_per_user: Option<Setting<usize>>,
+
+    /// Behind a proxy: the header carrying the client's address (`x-forwarded-for`,
+    /// `x-real-ip`); its rightmost address is used. Unset: the TCP peer's address.
+    #[arg(long, env = "THREADLINE_CLIENT_IP_HEADER")]
+    pub client_ip_header: Option<HeaderName>,
+
     /// Origins allowed by CORS, comma separated. Unset: any origin (like the stub).
     #[arg(long, env = "THREADLINE_CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origins: Vec<String>,
@@ -103,6 +147,10 @@ pub struct Config {
     /// thread with tokio's current-thread scheduler).
     #[arg(long, env = "THREADLINE_WORKERS")]
     pub workers: Option<usize>,
+
+    /// On SIGTERM or ctrl-c, how long in-flight requests get to finish, in seconds.
+    #[arg(long, env = "THREADLINE_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
+    pub shutdown_grace_secs: u64,
 
     /// Pending-connection queue length of the listening socket.
     #[arg(long, env = "THREADLINE_BACKLOG", default_value_t = 1024)]

@@ -7,9 +7,11 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use serde::Serialize;
+use std::borrow::Cow;
 
 use crate::{
     domain::message::{MAX_BODY_BYTES, MAX_FILES_PER_MESSAGE, MessageError},
+    limits::RateLimited,
     store::StoreError,
 };
 
@@ -36,6 +38,9 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     #[error("method not allowed")]
     MethodNotAllowed,
+    /// 429 with `Retry-After`: a rate limit (README, Limits) refused the request.
+    #[error("rate limited")]
+    RateLimited(RateLimited),
     /// 500: the cause is logged, never sent.
     #[error("internal error: {0}")]
     Internal(String),
@@ -45,7 +50,7 @@ pub enum ApiError {
 struct ErrorBody<'a> {
     error: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
-    message: Option<&'a str>,
+    message: Option<Cow<'a, str>>,
 }
 
 impl ApiError {
@@ -66,6 +71,7 @@ impl ApiError {
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -81,14 +87,22 @@ impl ApiError {
             Self::PayloadTooLarge => "payload_too_large",
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
             Self::MethodNotAllowed => "method_not_allowed",
+            Self::RateLimited(_) => "rate_limited",
             Self::Internal(_) => "internal_error",
         }
     }
 
-    fn message(&self) -> Option<&str> {
+    fn message(&self) -> Option<Cow<'_, str>> {
         match self {
-            Self::BadRequest { message, .. } => Some(message),
-            Self::UnsupportedMediaType(message) => Some(message),
+            Self::BadRequest { message, .. } => Some(message.into()),
+            Self::UnsupportedMediaType(message) => Some(message.into()),
+            Self::RateLimited(limited) => Some(
+                format!(
+                    "too many requests: retry after {} s",
+                    limited.retry_after_secs()
+                )
+                .into(),
+            ),
             _ => None,
         }
     }
@@ -107,6 +121,12 @@ impl IntoResponse for ApiError {
         let mut response = (status, Json(body)).into_response();
         if status == StatusCode::METHOD_NOT_ALLOWED {
             response.headers_mut().remove(header::ALLOW);
+        }
+        if let Self::RateLimited(limited) = &self {
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                axum::http::HeaderValue::from(limited.retry_after_secs()),
+            );
         }
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
@@ -157,5 +177,11 @@ impl From<MessageError> for ApiError {
                 Self::bad_request("unknown_file", "a fileId is not a valid id")
             }
         }
+    }
+}
+
+impl From<RateLimited> for ApiError {
+    fn from(limited: RateLimited) -> Self {
+        Self::RateLimited(limited)
     }
 }

@@ -9,6 +9,7 @@
 //! - [`app`]: builds the router and the Socket.IO layer; `serve(listener, app, shutdown)`.
 //! - [`state`]: the handles every handler gets.
 //! - [`auth`]: who is speaking: `open` mode, or verified JWTs.
+//! - [`limits`]: rate limits and connection caps.
 //! - [`error`]: `ApiError`, the one error type and its JSON body.
 //! - [`domain`]: ids, threads, messages, accounts, files: validated types.
 //! - [`store`]: the `Store` trait and its backends (in-memory by default).
@@ -29,6 +30,7 @@ pub mod demo;
 pub mod domain;
 pub mod error;
 pub mod http;
+pub mod limits;
 pub mod pagination;
 pub mod realtime;
 pub mod state;

@@ -7,6 +7,7 @@ use crate::{
     blobs::Blobs,
     chat::Chat,
     config::Config,
+    limits::Limits,
     realtime::{Identities, Typing},
     store::Store,
 };
@@ -23,11 +24,16 @@ pub struct AppState {
     pub typing: Arc<Typing>,
     /// `Some` in `jwt` mode.
     pub auth: Option<Arc<Auth>>,
+    /// Rate limits and connection caps.
+    pub limits: Arc<Limits>,
 }
 
 impl AppState {
     pub fn new(config: Config, store: Arc<dyn Store>, blobs: Blobs, auth: Option<Auth>) -> Self {
+        let limits = Arc::new(Limits::from_config(&config));
+        limits.sweep_periodically();
         Self {
+            limits,
             auth: auth.map(Arc::new),
             blobs: Arc::new(blobs),
             chat: Arc::new(Chat::new(Arc::clone(&store))),

@@ -232,6 +232,8 @@ async fn post_message(
     idempotency: IdempotencyKey,
     Json(req): Json<PostText>,
 ) -> Result<(StatusCode, Json<ChatMessageView>)> {
+    let author = UserId::parse(&account_id).ok();
+    caller.throttle(&state.limits.posts, author.as_ref())?;
     let (account, thread) = conversation(&state, &caller, &account_id, &id).await?;
     let key = client_message_id(req.client_message_id.as_deref(), idempotency)?;
     let new =

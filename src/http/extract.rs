@@ -1,6 +1,8 @@
 //! axum's extractors, with their rejections turned into [`ApiError`]s, so malformed input gets
 //! the same JSON error shape as every other failure.
 
+use std::net::IpAddr;
+
 use axum::{
     extract::{
         FromRequest, FromRequestParts,
@@ -13,6 +15,7 @@ use axum::{
 use crate::{
     domain::{ClientMessageId, Thread, UserId},
     error::ApiError,
+    limits::RateLimit,
     state::AppState,
 };
 
@@ -99,9 +102,21 @@ pub struct Caller {
     pub id: UserId,
     /// The identity comes from a verified token: access rules apply.
     pub verified: bool,
+    /// The client's address, when a rate limit keys on it.
+    pub ip: Option<IpAddr>,
 }
 
 impl Caller {
+    /// Takes one from the caller's buckets of `limit`: the address's, and the user's when the
+    /// caller is someone (`as_user`, else the caller's own id; anonymous callers share only
+    /// their address).
+    pub fn throttle(&self, limit: &RateLimit, as_user: Option<&UserId>) -> Result<(), ApiError> {
+        let user = as_user
+            .or(Some(&self.id))
+            .filter(|user| **user != UserId::anonymous());
+        Ok(limit.check(user, self.ip)?)
+    }
+
     /// Only members of a thread read it, read its messages, post to it.
     pub fn require_member(&self, thread: &Thread) -> Result<(), ApiError> {
         if self.verified && !thread.has_member(&self.id) {
@@ -136,6 +151,11 @@ impl FromRequestParts<AppState> for Caller {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
+        let ip = state
+            .limits
+            .uses_ip()
+            .then(|| state.limits.client_ip(&parts.headers, &parts.extensions))
+            .flatten();
         if let Some(auth) = &state.auth {
             let header = parts
                 .headers
@@ -143,7 +163,11 @@ impl FromRequestParts<AppState> for Caller {
                 .and_then(|v| v.to_str().ok());
             return auth
                 .verify_bearer(header)
-                .map(|id| Self { id, verified: true })
+                .map(|id| Self {
+                    id,
+                    verified: true,
+                    ip,
+                })
                 .map_err(|e| ApiError::Unauthorized(e.code()));
         }
         let id = match parts.headers.get("x-user-id") {
@@ -159,6 +183,7 @@ impl FromRequestParts<AppState> for Caller {
         Ok(Self {
             id,
             verified: false,
+            ip,
         })
     }
 }

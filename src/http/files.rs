@@ -50,9 +50,11 @@ fn multipart_error(e: MultipartError) -> ApiError {
 /// The status turns `ready` once the bytes are fsynced into place.
 async fn upload(
     State(state): State<AppState>,
-    Caller { id: uploader, .. }: Caller,
+    caller: Caller,
     Multipart(mut multipart): Multipart,
 ) -> Result<(StatusCode, Json<FileView>)> {
+    caller.throttle(&state.limits.uploads, None)?;
+    let uploader = caller.id;
     let max = state.config.max_upload_bytes;
     let mut field = loop {
         match multipart.next_field().await.map_err(multipart_error)? {

@@ -114,6 +114,7 @@ async fn create(
     idempotency: IdempotencyKey,
     Json(req): Json<PostMessage>,
 ) -> Result<(StatusCode, Json<Created>)> {
+    caller.throttle(&state.limits.posts, None)?;
     let thread = thread_id(&id)?;
     // Unknown thread first, as the stub checks it before the body.
     caller.require_member(&state.store.thread(&thread).await?)?;
@@ -152,6 +153,7 @@ async fn edit(
     caller: Caller,
     Json(req): Json<EditMessage>,
 ) -> Result<Json<Created>> {
+    caller.throttle(&state.limits.posts, None)?;
     let thread = thread_id(&thread)?;
     caller.require_member(&state.store.thread(&thread).await?)?;
     let message = message_id(&message)?;

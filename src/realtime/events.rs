@@ -5,6 +5,7 @@ use serde_json::Value;
 
 use crate::{
     domain::{MessageId, ThreadId},
+    limits::RateLimited,
     views::MessageView,
 };
 
@@ -84,6 +85,12 @@ pub enum Ack<'a> {
     Error {
         error: &'static str,
     },
+    /// `{error: "rate_limited", retryAfter: <seconds>}`.
+    Limited {
+        error: &'static str,
+        #[serde(rename = "retryAfter")]
+        retry_after: u64,
+    },
 }
 
 impl<'a> Ack<'a> {
@@ -112,6 +119,13 @@ impl<'a> Ack<'a> {
 
     pub fn error(code: &'static str) -> Self {
         Self::Error { error: code }
+    }
+
+    pub fn limited(limited: RateLimited) -> Self {
+        Self::Limited {
+            error: "rate_limited",
+            retry_after: limited.retry_after_secs(),
+        }
     }
 }
 

@@ -3,6 +3,8 @@
 //! Every event with an ack callback gets `{ok: true, ...}` or `{error: "<code>"}`; a malformed
 //! payload gets an error ack (or nothing, without a callback) and never disconnects anyone.
 
+use std::{net::IpAddr, sync::Arc};
+
 use dashmap::DashMap;
 use serde::Serialize;
 use serde_json::Value;
@@ -64,11 +66,20 @@ pub fn connect_handler<A: Adapter>() -> impl ConnectHandler<A, (SocketRef<A>,)> 
 /// {userId}})`); without one it stays anonymous, as in the stub, and posts as `"me"`. In `jwt`
 /// mode the handshake must carry a valid token (`auth: {token}` or `?token=`), else the
 /// connection is refused (`connect_error`) before the socket exists.
+///
+/// The limits on new connections apply here too: the address's rate before the token is even
+/// checked, then the user's rate, then the caps on connections held (`rate_limited`,
+/// `server_full`, `too_many_connections`).
 async fn register_handlers<A: Adapter>(
     socket: SocketRef<A>,
     State(state): State<AppState>,
     TryData(auth): TryData<Value>,
 ) -> Result<(), Refused> {
+    let limits = &state.limits;
+    limits
+        .connects
+        .check(None, client_ip(&state, &socket))
+        .map_err(|_| Refused("rate_limited"))?;
     let auth = auth.ok();
     let user = match &state.auth {
         // jwt mode: the token, from the auth payload or the `token` query parameter, is checked
@@ -91,10 +102,35 @@ async fn register_handlers<A: Adapter>(
             Some(_) => return Err(Refused("invalid_user_id")),
         },
     };
+    if let Some(user) = &user {
+        limits
+            .connects
+            .check(Some(user), None)
+            .map_err(|_| Refused("rate_limited"))?;
+    }
+    // The place is given back when the socket, and with it this handler, is dropped: whether
+    // or not the handler ever runs.
+    let slot = match limits.connections.counts(user.as_ref()) {
+        true => Some(Arc::new(
+            limits
+                .connections
+                .acquire(user.as_ref())
+                .map_err(|e| Refused(e.code()))?,
+        )),
+        false => None,
+    };
+    let identified = user.is_some();
     if let Some(user) = user {
         socket.join(rooms::user_room(&user));
         state.identities.0.insert(socket.id, user);
-        socket.on_disconnect(on_identified_disconnect::<A>);
+    }
+    if identified || slot.is_some() {
+        socket.on_disconnect(
+            move |socket: SocketRef<A>, state: State<AppState>| async move {
+                on_disconnect(socket, state).await;
+                drop(slot);
+            },
+        );
     }
     socket.on(THREAD_JOIN, on_thread_join::<A>);
     socket.on(THREAD_LEAVE, on_thread_leave::<A>);
@@ -104,9 +140,18 @@ async fn register_handlers<A: Adapter>(
     Ok(())
 }
 
+/// The client's address, when a limit keys on it.
+fn client_ip<A: Adapter>(state: &AppState, socket: &SocketRef<A>) -> Option<IpAddr> {
+    if !state.limits.uses_ip() {
+        return None;
+    }
+    let parts = socket.req_parts();
+    state.limits.client_ip(&parts.headers, &parts.extensions)
+}
+
 /// An identified socket went away: its typing stops and its user may go offline in each of its
 /// threads. Then it is forgotten.
-async fn on_identified_disconnect<A: Adapter>(socket: SocketRef<A>, State(state): State<AppState>) {
+async fn on_disconnect<A: Adapter>(socket: SocketRef<A>, State(state): State<AppState>) {
     let Some(user) = state.identities.0.remove(&socket.id).map(|(_, u)| u) else {
         return;
     };
@@ -261,6 +306,15 @@ async fn on_message_send<A: Adapter>(
     TryData(payload): TryData<events::SendMessage>,
     ack: AckSender<A>,
 ) {
+    let user = state.identities.get(socket.id);
+    if let Err(limited) = state
+        .limits
+        .posts
+        .check(user.as_ref(), client_ip(&state, &socket))
+    {
+        let _ = ack.send(&Ack::limited(limited));
+        return;
+    }
     let result: Result<MessageView, &'static str> = async {
         let req = payload.map_err(|_| "invalid_payload")?;
         let thread = ThreadId::parse(&req.thread_id).map_err(|_| "invalid_thread_id")?;
@@ -270,7 +324,7 @@ async fn on_message_send<A: Adapter>(
             Some(raw) => Some(ClientMessageId::parse(raw).ok_or("invalid_client_message_id")?),
         };
         let new = NewMessage::new(
-            state.identities.author(socket.id),
+            user.unwrap_or_else(UserId::anonymous),
             req.body.as_deref(),
             &req.file_ids.unwrap_or_default(),
         )

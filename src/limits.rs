@@ -1,0 +1,433 @@
+//! Abuse limits: how fast one user or one client address may post, upload and open connections,
+//! and how many connections a node holds at once.
+//!
+//! Rates are token buckets (GCRA, from the `governor` crate): `30/10s` allows a burst of 30 and
+//! then one more every 10 s / 30. In `jwt` mode every limit is on unless configured `off`; in
+//! `open` mode, which trusts the gateway in front of it, only the configured ones apply. Limits
+//! are counted per node.
+
+use std::{
+    fmt,
+    net::{IpAddr, SocketAddr},
+    num::NonZeroU32,
+    str::FromStr,
+    sync::{
+        Arc, Weak,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use axum::{
+    extract::ConnectInfo,
+    http::{Extensions, HeaderMap, HeaderName},
+};
+use dashmap::DashMap;
+use governor::{
+    DefaultKeyedRateLimiter, Quota, RateLimiter,
+    clock::{Clock, DefaultClock},
+};
+
+use crate::{config::Config, domain::UserId};
+
+/// A configured limit: a value, or `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Setting<T> {
+    Off,
+    On(T),
+}
+
+impl<T: FromStr> FromStr for Setting<T> {
+    type Err = T::Err;
+
+    fn from_str(raw: &str) -> Result<Self, Self::Err> {
+        if raw.trim().eq_ignore_ascii_case("off") {
+            return Ok(Self::Off);
+        }
+        raw.trim().parse().map(Self::On)
+    }
+}
+
+/// `count/period`: at most `count` at once, and `count` more every `period` (`30/10s`, `5/1m`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    pub count: NonZeroU32,
+    pub period: Duration,
+}
+
+impl Rate {
+    const fn new(count: u32, seconds: u64) -> Self {
+        Self {
+            count: match NonZeroU32::new(count) {
+                Some(count) => count,
+                None => panic!("a rate allows at least one"),
+            },
+            period: Duration::from_secs(seconds),
+        }
+    }
+
+    fn quota(self) -> Quota {
+        // `period / count` is positive: parsing refuses a zero period.
+        Quota::with_period(self.period / self.count.get())
+            .unwrap_or_else(|| Quota::per_second(self.count))
+            .allow_burst(self.count)
+    }
+}
+
+impl fmt::Display for Rate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}s", self.count, self.period.as_secs_f64())
+    }
+}
+
+impl FromStr for Rate {
+    type Err = String;
+
+    fn from_str(raw: &str) -> Result<Self, String> {
+        let bad = || format!("`{raw}`: expected COUNT/PERIOD, like 30/10s, 100/1m or 5/500ms");
+        let (count, period) = raw.trim().split_once('/').ok_or_else(bad)?;
+        let count = count.trim().parse::<NonZeroU32>().map_err(|_| bad())?;
+        let period = period.trim();
+        let split = period
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(period.len());
+        let (amount, unit) = period.split_at(split);
+        let amount = amount.parse::<u64>().map_err(|_| bad())?;
+        let period = match unit {
+            "ms" => Duration::from_millis(amount),
+            "s" | "" => Duration::from_secs(amount),
+            "m" => Duration::from_secs(amount.saturating_mul(60)),
+            "h" => Duration::from_secs(amount.saturating_mul(3600)),
+            _ => return Err(bad()),
+        };
+        if period.is_zero() {
+            return Err(bad());
+        }
+        Ok(Self { count, period })
+    }
+}
+
+/// What `jwt` mode applies when a limit is not configured.
+pub mod defaults {
+    use super::Rate;
+
+    pub const POSTS_PER_USER: Rate = Rate::new(30, 10);
+    pub const POSTS_PER_IP: Rate = Rate::new(300, 10);
+    pub const UPLOADS_PER_USER: Rate = Rate::new(30, 60);
+    pub const UPLOADS_PER_IP: Rate = Rate::new(120, 60);
+    pub const CONNECTS_PER_USER: Rate = Rate::new(30, 60);
+    pub const CONNECTS_PER_IP: Rate = Rate::new(300, 60);
+    pub const MAX_CONNECTIONS: usize = 10_000;
+    pub const MAX_CONNECTIONS_PER_USER: usize = 20;
+}
+
+/// A refusal: try again after `retry_after`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimited {
+    pub retry_after: Duration,
+}
+
+impl RateLimited {
+    /// Whole seconds, rounded up, at least 1: what `Retry-After` carries.
+    pub fn retry_after_secs(&self) -> u64 {
+        self.retry_after.as_secs_f64().ceil().max(1.0) as u64
+    }
+}
+
+/// One kind of action, limited per user and per client address.
+pub struct RateLimit {
+    per_user: Option<DefaultKeyedRateLimiter<UserId>>,
+    per_ip: Option<DefaultKeyedRateLimiter<IpAddr>>,
+}
+
+impl RateLimit {
+    fn new(per_user: Option<Rate>, per_ip: Option<Rate>) -> Self {
+        Self {
+            per_user: per_user.map(|rate| RateLimiter::dashmap(rate.quota())),
+            per_ip: per_ip.map(|rate| RateLimiter::dashmap(rate.quota())),
+        }
+    }
+
+    /// Takes one from the user's bucket, then the address's. `user` is `None` for anonymous
+    /// callers, who share nothing but their address. The user's comes first so that a user who
+    /// keeps going after a refusal does not drain the bucket of everyone behind the same
+    /// address.
+    pub fn check(&self, user: Option<&UserId>, ip: Option<IpAddr>) -> Result<(), RateLimited> {
+        if let (Some(limiter), Some(user)) = (&self.per_user, user) {
+            limiter.check_key(user).map_err(refusal)?;
+        }
+        if let (Some(limiter), Some(ip)) = (&self.per_ip, ip) {
+            limiter.check_key(&ip).map_err(refusal)?;
+        }
+        Ok(())
+    }
+
+    fn uses_ip(&self) -> bool {
+        self.per_ip.is_some()
+    }
+
+    /// Forgets the buckets that are full again (they behave exactly like absent ones).
+    fn sweep(&self) {
+        if let Some(limiter) = &self.per_user {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
+        if let Some(limiter) = &self.per_ip {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
+    }
+}
+
+fn refusal(not_until: governor::NotUntil<<DefaultClock as Clock>::Instant>) -> RateLimited {
+    RateLimited {
+        retry_after: not_until.wait_time_from(DefaultClock::default().now()),
+    }
+}
+
+/// Why a connection was refused (the `connect_error` message).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectionRefused {
+    /// The node holds `--max-connections` already.
+    ServerFull,
+    /// The user holds `--max-connections-per-user` already.
+    TooManyForUser,
+}
+
+impl ConnectionRefused {
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::ServerFull => "server_full",
+            Self::TooManyForUser => "too_many_connections",
+        }
+    }
+}
+
+/// Caps on the Socket.IO connections this node holds, in total and per user.
+pub struct ConnectionCap {
+    max: Option<usize>,
+    max_per_user: Option<usize>,
+    open: AtomicUsize,
+    per_user: DashMap<UserId, usize>,
+}
+
+/// A held connection; dropping it gives the place back.
+pub struct ConnectionSlot {
+    cap: Arc<ConnectionCap>,
+    user: Option<UserId>,
+}
+
+impl ConnectionCap {
+    /// Whether a connection of `user` takes a place that must be given back.
+    pub fn counts(&self, user: Option<&UserId>) -> bool {
+        self.max.is_some() || (self.max_per_user.is_some() && user.is_some())
+    }
+
+    /// Takes a place for a new connection, or says why there is none.
+    pub fn acquire(
+        self: &Arc<Self>,
+        user: Option<&UserId>,
+    ) -> Result<ConnectionSlot, ConnectionRefused> {
+        if let Some(max) = self.max {
+            let taken = self.open.fetch_add(1, Ordering::AcqRel);
+            if taken >= max {
+                self.open.fetch_sub(1, Ordering::AcqRel);
+                return Err(ConnectionRefused::ServerFull);
+            }
+        }
+        let user = match (self.max_per_user, user) {
+            (Some(max), Some(user)) => {
+                let mut held = self.per_user.entry(user.clone()).or_insert(0);
+                if *held >= max {
+                    drop(held);
+                    self.release_total();
+                    return Err(ConnectionRefused::TooManyForUser);
+                }
+                *held += 1;
+                Some(user.clone())
+            }
+            _ => None,
+        };
+        Ok(ConnectionSlot {
+            cap: Arc::clone(self),
+            user,
+        })
+    }
+
+    /// Connections held now (counted only while `--max-connections` is set).
+    pub fn open(&self) -> usize {
+        self.open.load(Ordering::Acquire)
+    }
+
+    fn release_total(&self) {
+        if self.max.is_some() {
+            self.open.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        self.cap.release_total();
+        if let Some(user) = &self.user {
+            // Remove the entry at zero so the map holds only users who are connected.
+            self.cap.per_user.remove_if_mut(user, |_, held| {
+                *held -= 1;
+                *held == 0
+            });
+        }
+    }
+}
+
+/// Every limit of one node.
+pub struct Limits {
+    /// New messages and edits, over REST and `message:send`.
+    pub posts: RateLimit,
+    /// File uploads.
+    pub uploads: RateLimit,
+    /// New Socket.IO connections.
+    pub connects: RateLimit,
+    pub connections: Arc<ConnectionCap>,
+    /// Where the client's address comes from behind a proxy.
+    client_ip_header: Option<HeaderName>,
+}
+
+impl Limits {
+    pub fn from_config(config: &Config) -> Self {
+        // Limits are on by default in jwt mode, and only where configured in open mode.
+        let jwt = config.jwt_secret.is_some() || config.jwt_public_key.is_some();
+        let rate = |setting: Option<Setting<Rate>>, default: Rate| match setting {
+            Some(Setting::On(rate)) => Some(rate),
+            Some(Setting::Off) => None,
+            None => jwt.then_some(default),
+        };
+        let cap = |setting: Option<Setting<usize>>, default: usize| match setting {
+            Some(Setting::On(max)) => Some(max),
+            Some(Setting::Off) => None,
+            None => jwt.then_some(default),
+        };
+        Self {
+            posts: RateLimit::new(
+                rate(config.post_rate_per_user, defaults::POSTS_PER_USER),
+                rate(config.post_rate_per_ip, defaults::POSTS_PER_IP),
+            ),
+            uploads: RateLimit::new(
+                rate(config.upload_rate_per_user, defaults::UPLOADS_PER_USER),
+                rate(config.upload_rate_per_ip, defaults::UPLOADS_PER_IP),
+            ),
+            connects: RateLimit::new(
+                rate(config.connect_rate_per_user, defaults::CONNECTS_PER_USER),
+                rate(config.connect_rate_per_ip, defaults::CONNECTS_PER_IP),
+            ),
+            connections: Arc::new(ConnectionCap {
+                max: cap(config.max_connections, defaults::MAX_CONNECTIONS),
+                max_per_user: cap(
+                    config.max_connections_per_user,
+                    defaults::MAX_CONNECTIONS_PER_USER,
+                ),
+                open: AtomicUsize::new(0),
+                per_user: DashMap::new(),
+            }),
+            client_ip_header: config.client_ip_header.clone(),
+        }
+    }
+
+    /// Whether any limit keys on the client's address (so requests must carry it).
+    pub fn uses_ip(&self) -> bool {
+        self.posts.uses_ip() || self.uploads.uses_ip() || self.connects.uses_ip()
+    }
+
+    /// The client's address: the rightmost address in `--client-ip-header` when configured
+    /// (what the proxy in front saw), else the peer of the TCP connection.
+    pub fn client_ip(&self, headers: &HeaderMap, extensions: &Extensions) -> Option<IpAddr> {
+        if let Some(name) = &self.client_ip_header {
+            return headers
+                .get_all(name)
+                .iter()
+                .next_back()
+                .and_then(|value| value.to_str().ok())
+                .and_then(|list| list.rsplit(',').next())
+                .and_then(|ip| ip.trim().parse().ok());
+        }
+        extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(peer)| peer.ip())
+    }
+
+    /// Forgets full buckets every minute, for as long as the limits are in use.
+    pub fn sweep_periodically(self: &Arc<Self>) {
+        let limits: Weak<Self> = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(60));
+            every.tick().await;
+            loop {
+                every.tick().await;
+                let Some(limits) = limits.upgrade() else {
+                    return;
+                };
+                limits.posts.sweep();
+                limits.uploads.sweep();
+                limits.connects.sweep();
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_parse_with_units_and_off() {
+        assert_eq!("30/10s".parse::<Rate>().unwrap(), Rate::new(30, 10));
+        assert_eq!("5/1m".parse::<Rate>().unwrap(), Rate::new(5, 60));
+        assert_eq!(
+            "2/500ms".parse::<Rate>().unwrap().period,
+            Duration::from_millis(500)
+        );
+        assert_eq!("off".parse::<Setting<Rate>>().unwrap(), Setting::Off);
+        for bad in ["", "30", "0/1s", "3/0s", "3/1y", "x/1s", "3/s"] {
+            assert!(bad.parse::<Rate>().is_err(), "{bad} parsed");
+        }
+    }
+
+    #[test]
+    fn a_bucket_allows_its_burst_then_says_when_to_retry() {
+        let limit = RateLimit::new(Some(Rate::new(3, 60)), None);
+        let ann = UserId::parse("ann").unwrap();
+        let bob = UserId::parse("bob").unwrap();
+        for _ in 0..3 {
+            limit.check(Some(&ann), None).unwrap();
+        }
+        let refused = limit.check(Some(&ann), None).unwrap_err();
+        assert!(refused.retry_after > Duration::from_secs(15));
+        assert!(refused.retry_after <= Duration::from_secs(20));
+        assert_eq!(refused.retry_after_secs(), 20);
+        limit.check(Some(&bob), None).unwrap();
+        // Anonymous callers are limited by their address only.
+        limit.check(None, None).unwrap();
+    }
+
+    #[test]
+    fn slots_come_back_when_dropped() {
+        let cap = Arc::new(ConnectionCap {
+            max: Some(3),
+            max_per_user: Some(2),
+            open: AtomicUsize::new(0),
+            per_user: DashMap::new(),
+        });
+        let ann = UserId::parse("ann").unwrap();
+        let a1 = cap.acquire(Some(&ann)).unwrap();
+        let _a2 = cap.acquire(Some(&ann)).unwrap();
+        assert_eq!(
+            cap.acquire(Some(&ann)).err(),
+            Some(ConnectionRefused::TooManyForUser)
+        );
+        let _anon = cap.acquire(None).unwrap();
+        assert_eq!(cap.acquire(None).err(), Some(ConnectionRefused::ServerFull));
+        drop(a1);
+        assert_eq!(cap.open(), 2);
+        let _a3 = cap.acquire(Some(&ann)).unwrap();
+        assert_eq!(cap.per_user.get(&ann).map(|n| *n), Some(2));
+    }
+}

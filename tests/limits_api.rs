@@ -1,0 +1,302 @@
+//! Rate limits over REST: posts, edits and uploads per user and per client address. A refusal is
+//! 429 with `Retry-After` and the JSON error body; other users and addresses go on unaffected.
+//! On by default in `jwt` mode, only where configured in `open` mode.
+
+mod common;
+
+use std::{net::IpAddr, time::Duration};
+
+use common::{Reply, TestApp, spawn_app_with};
+use jsonwebtoken::{EncodingKey, Header, encode};
+use reqwest::{
+    StatusCode,
+    multipart::{Form, Part},
+};
+use serde_json::json;
+use threadline::limits::{Rate, Setting, defaults};
+
+const SECRET: &str = "limits-test-secret-long-enough";
+
+fn token(sub: &str) -> String {
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 600;
+    encode(
+        &Header::default(),
+        &json!({"sub": sub, "exp": exp}),
+        &EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .unwrap()
+}
+
+fn rate(raw: &str) -> Option<Setting<Rate>> {
+    Some(raw.parse().unwrap())
+}
+
+/// A client whose requests come from `ip` (any 127.0.0.0/8 address reaches the server).
+fn client_from(ip: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(ip.parse::<IpAddr>().unwrap())
+        .build()
+        .unwrap()
+}
+
+async fn post_as(app: &TestApp, http: &reqwest::Client, thread: &str, user: &str) -> Reply {
+    app.send(
+        http.post(app.url(&format!("/api/threads/{thread}/messages")))
+            .header("x-user-id", user)
+            .json(&json!({"body": "hi"})),
+    )
+    .await
+}
+
+fn assert_limited(reply: &Reply) -> u64 {
+    assert_eq!(reply.status, StatusCode::TOO_MANY_REQUESTS, "{reply:?}");
+    assert_eq!(reply.error_code(), "rate_limited");
+    assert!(reply.body["message"].as_str().unwrap().contains("retry"));
+    let retry: u64 = reply.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(retry >= 1, "Retry-After is at least a second");
+    retry
+}
+
+async fn count_messages(app: &TestApp, thread: &str) -> usize {
+    let reply = app
+        .get(&format!("/api/threads/{thread}/messages?limit=200"))
+        .await;
+    reply.body["messages"].as_array().unwrap().len()
+}
+
+#[tokio::test]
+async fn posts_over_a_users_rate_are_429_and_other_users_post_on() {
+    let app = spawn_app_with(|c| c.post_rate_per_user = rate("3/60s")).await;
+    let thread = app.create_thread(&["ann", "bob"]).await;
+    for _ in 0..3 {
+        assert_eq!(
+            post_as(&app, &app.http, &thread, "ann").await.status,
+            StatusCode::CREATED
+        );
+    }
+    let retry = assert_limited(&post_as(&app, &app.http, &thread, "ann").await);
+    assert!((15..=20).contains(&retry), "one more every 20 s: {retry}");
+    assert_eq!(
+        post_as(&app, &app.http, &thread, "bob").await.status,
+        StatusCode::CREATED
+    );
+    // Reading is not limited, and the refused post was not stored.
+    assert_eq!(count_messages(&app, &thread).await, 4);
+    // Anonymous callers share no user bucket: only their address limits them.
+    for _ in 0..5 {
+        app.post_message(&thread, "anon").await;
+    }
+}
+
+#[tokio::test]
+async fn a_refused_caller_succeeds_again_after_retry_after() {
+    let app = spawn_app_with(|c| c.post_rate_per_user = rate("2/2s")).await;
+    let thread = app.create_thread(&["ann", "bob"]).await;
+    for _ in 0..2 {
+        post_as(&app, &app.http, &thread, "ann").await;
+    }
+    let retry = assert_limited(&post_as(&app, &app.http, &thread, "ann").await);
+    assert_eq!(retry, 1);
+    tokio::time::sleep(Duration::from_secs(retry)).await;
+    assert_eq!(
+        post_as(&app, &app.http, &thread, "ann").await.status,
+        StatusCode::CREATED
+    );
+}
+
+#[tokio::test]
+async fn posts_over_an_addresss_rate_are_429_and_other_addresses_post_on() {
+    let app = spawn_app_with(|c| c.post_rate_per_ip = rate("3/60s")).await;
+    let thread = app.create_thread(&["ann", "bob"]).await;
+    let home = client_from("127.0.0.1");
+    for user in ["ann", "bob", "cat"] {
+        assert_eq!(
+            post_as(&app, &home, &thread, user).await.status,
+            StatusCode::CREATED
+        );
+    }
+    // A new user name does not get around the address's limit.
+    assert_limited(&post_as(&app, &home, &thread, "dan").await);
+    let elsewhere = client_from("127.0.0.2");
+    assert_eq!(
+        post_as(&app, &elsewhere, &thread, "dan").await.status,
+        StatusCode::CREATED
+    );
+}
+
+#[tokio::test]
+async fn behind_a_proxy_the_address_comes_from_the_configured_header() {
+    let app = spawn_app_with(|c| {
+        c.post_rate_per_ip = rate("2/60s");
+        c.client_ip_header = Some("x-forwarded-for".parse().unwrap());
+    })
+    .await;
+    let thread = app.create_thread(&["ann", "bob"]).await;
+    let via = |forwarded: &str| {
+        app.http
+            .post(app.url(&format!("/api/threads/{thread}/messages")))
+            .header("x-forwarded-for", forwarded)
+            .json(&json!({"body": "hi"}))
+    };
+    // The rightmost address is the one the proxy saw; what the client wrote before it is not
+    // trusted.
+    assert_eq!(app.send(via("1.1.1.1, 10.0.0.1")).await.status, 201);
+    assert_eq!(app.send(via("2.2.2.2, 10.0.0.1")).await.status, 201);
+    assert_limited(&app.send(via("3.3.3.3, 10.0.0.1")).await);
+    assert_eq!(app.send(via("10.0.0.2")).await.status, 201);
+}
+
+#[tokio::test]
+async fn edits_count_as_posts() {
+    let app = spawn_app_with(|c| c.post_rate_per_user = rate("2/60s")).await;
+    let thread = app.create_thread(&["ann", "bob"]).await;
+    let posted = post_as(&app, &app.http, &thread, "ann").await;
+    let path = format!(
+        "/api/threads/{thread}/messages/{}",
+        posted.body["message"]["id"].as_str().unwrap()
+    );
+    let edit = || {
+        app.http
+            .patch(app.url(&path))
+            .header("x-user-id", "ann")
+            .json(&json!({"body": "edited"}))
+    };
+    assert_eq!(app.send(edit()).await.status, StatusCode::OK);
+    assert_limited(&app.send(edit()).await);
+}
+
+#[tokio::test]
+async fn accounts_api_posts_count_for_the_sending_account() {
+    let app = spawn_app_with(|c| c.post_rate_per_user = rate("2/60s")).await;
+    let conversation = app.two_accounts_and_their_conversation().await;
+    let send = |account: &str| {
+        app.http
+            .post(app.url(&format!(
+                "/api/account/{account}/conversation/{conversation}/messages"
+            )))
+            .json(&json!({"text": "hello"}))
+    };
+    for _ in 0..2 {
+        assert_eq!(app.send(send("1")).await.status, StatusCode::CREATED);
+    }
+    assert_limited(&app.send(send("1")).await);
+    assert_eq!(app.send(send("2")).await.status, StatusCode::CREATED);
+}
+
+fn upload_form() -> Form {
+    Form::new().part(
+        "file",
+        Part::bytes(b"hello".to_vec()).file_name("hello.txt"),
+    )
+}
+
+#[tokio::test]
+async fn uploads_are_limited_per_user_and_per_address() {
+    let app = spawn_app_with(|c| {
+        c.upload_rate_per_user = rate("2/60s");
+        c.upload_rate_per_ip = rate("3/60s");
+    })
+    .await;
+    let upload = |http: &reqwest::Client, user: &str| {
+        http.post(app.url("/api/files"))
+            .header("x-user-id", user)
+            .multipart(upload_form())
+    };
+    for _ in 0..2 {
+        assert_eq!(
+            app.send(upload(&app.http, "ann")).await.status,
+            StatusCode::CREATED
+        );
+    }
+    assert_limited(&app.send(upload(&app.http, "ann")).await);
+    assert_eq!(
+        app.send(upload(&app.http, "bob")).await.status,
+        StatusCode::CREATED
+    );
+    // The address has had its three: ann's refused upload took nothing from it.
+    assert_limited(&app.send(upload(&app.http, "cat")).await);
+    let elsewhere = client_from("127.0.0.3");
+    assert_eq!(
+        app.send(upload(&elsewhere, "cat")).await.status,
+        StatusCode::CREATED
+    );
+    // Posting messages has its own buckets.
+    let thread = app.create_thread(&["ann", "bob"]).await;
+    assert_eq!(
+        post_as(&app, &app.http, &thread, "ann").await.status,
+        StatusCode::CREATED
+    );
+}
+
+#[tokio::test]
+async fn jwt_mode_limits_posts_by_default_and_open_mode_does_not() {
+    let app = spawn_app_with(|c| c.jwt_secret = Some(SECRET.into())).await;
+    let reply = app
+        .send(
+            app.http
+                .post(app.url("/api/threads"))
+                .bearer_auth(token("ann"))
+                .json(&json!({"memberIds": ["ann", "bob"]})),
+        )
+        .await;
+    let thread = reply.body["id"].as_str().unwrap().to_owned();
+    let post = |user: &str| {
+        app.http
+            .post(app.url(&format!("/api/threads/{thread}/messages")))
+            .bearer_auth(token(user))
+            .json(&json!({"body": "hi"}))
+    };
+    let burst = defaults::POSTS_PER_USER.count.get();
+    for i in 0..burst {
+        assert_eq!(app.send(post("ann")).await.status, 201, "post {i}");
+    }
+    assert_limited(&app.send(post("ann")).await);
+    assert_eq!(app.send(post("bob")).await.status, StatusCode::CREATED);
+
+    // `off` turns one limit off in jwt mode.
+    let app = spawn_app_with(|c| {
+        c.jwt_secret = Some(SECRET.into());
+        c.post_rate_per_user = Some(Setting::Off);
+    })
+    .await;
+    let reply = app
+        .send(
+            app.http
+                .post(app.url("/api/threads"))
+                .bearer_auth(token("ann"))
+                .json(&json!({"memberIds": ["ann", "bob"]})),
+        )
+        .await;
+    let thread = reply.body["id"].as_str().unwrap().to_owned();
+    for _ in 0..burst + 5 {
+        let reply = app
+            .send(
+                app.http
+                    .post(app.url(&format!("/api/threads/{thread}/messages")))
+                    .bearer_auth(token("ann"))
+                    .json(&json!({"body": "hi"})),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED);
+    }
+
+    // Open mode, nothing configured: one caller posts far past every jwt default.
+    let app = spawn_app_with(|_| {}).await;
+    let thread = app.create_thread(&["ann", "bob"]).await;
+    for _ in 0..(defaults::POSTS_PER_IP.count.get() + 10) {
+        post_as(&app, &app.http, &thread, "ann").await;
+    }
+    assert_eq!(
+        count_messages(&app, &thread).await,
+        200,
+        "a page is full of them"
+    );
+}
