@@ -1,11 +1,15 @@
 // A chat page written against the Express + Socket.IO stub's contract, unchanged for threadline:
 // REST for history and posting, `thread:join` + `message:new` over Socket.IO at path /ws.
 //
-// URL parameters: ?thread=<id>&user=<id>&server=<origin> (all optional).
+// URL parameters: ?thread=<id>&user=<id>&server=<origin>&token=<jwt> (all optional). Against a
+// server in jwt mode, `token` is sent in the handshake and on every request, and `user` should
+// be its subject.
 (async () => {
   const params = new URLSearchParams(location.search);
   const server = params.get("server") || location.origin;
   const user = params.get("user") || "guest-" + Math.random().toString(36).slice(2, 8);
+  const token = params.get("token");
+  const identity = token ? { authorization: `Bearer ${token}` } : { "x-user-id": user };
   const list = document.getElementById("messages");
   const status = document.getElementById("status");
   const shown = new Set();
@@ -13,7 +17,7 @@
   const api = async (method, path, body) => {
     const res = await fetch(server + path, {
       method,
-      headers: { "content-type": "application/json", "x-user-id": user },
+      headers: { "content-type": "application/json", ...identity },
       body: body === undefined ? undefined : JSON.stringify(body),
     });
     const json = await res.json();
@@ -61,7 +65,7 @@
     cursor = page.nextCursor;
   } while (cursor);
 
-  const socket = io(server, { path: "/ws" });
+  const socket = io(server, { path: "/ws", auth: token ? { token } : {} });
   window.chat = { socket }; // for the console (and the test suite)
   // Join on every (re)connect: rooms do not survive a new session.
   socket.on("connect", () => {

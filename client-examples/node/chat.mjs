@@ -1,9 +1,11 @@
 // The seed's hook-up notes, in Node: join a thread's room and print every `message:new`.
 //
-//   node node/chat.mjs [server] [threadId] [--say "text"] [--once]
+//   node node/chat.mjs [server] [threadId] [--say "text"] [--once] [--token JWT]
 //
 // Without a thread id it creates one. `--say` posts a message over REST once joined;
-// `--once` exits after the first message arrives (used by the test suite).
+// `--once` exits after the first message arrives (used by the test suite). Against a server in
+// jwt mode, `--token` (or THREADLINE_TOKEN) is sent in the handshake and on every request; the
+// client is then the token's user.
 import { io } from "socket.io-client";
 
 const args = process.argv.slice(2);
@@ -15,20 +17,23 @@ const flag = (name) => {
 };
 const once = args.includes("--once") && args.splice(args.indexOf("--once"), 1);
 const say = flag("--say");
+const token = flag("--token") ?? process.env.THREADLINE_TOKEN;
+// Who we are: the token's user in jwt mode, else named to the gateway with X-User-Id.
+const identity = token ? { authorization: `Bearer ${token}` } : { "x-user-id": "node-client" };
 const server = args[0] || "http://localhost:5000";
 let threadId = args[1];
 
 if (!threadId) {
   const res = await fetch(`${server}/api/threads`, {
     method: "POST",
-    headers: { "content-type": "application/json" },
+    headers: { "content-type": "application/json", ...identity },
     body: JSON.stringify({ title: "From Node", memberIds: ["node-client", "demo"] }),
   });
   threadId = (await res.json()).id;
   console.log(`created thread ${threadId}`);
 }
 
-const socket = io(server, { path: "/ws" });
+const socket = io(server, { path: "/ws", auth: token ? { token } : {} });
 // The last message seen: every rejoin names it, and the server replays what came after it, so a
 // dropped connection loses nothing.
 let lastId = null;
@@ -46,7 +51,7 @@ socket.on("connect", () => {
       posted = true;
       await fetch(`${server}/api/threads/${threadId}/messages`, {
         method: "POST",
-        headers: { "content-type": "application/json", "x-user-id": "node-client" },
+        headers: { "content-type": "application/json", ...identity },
         body: JSON.stringify({ body: say }),
       });
     }
