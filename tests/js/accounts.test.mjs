@@ -2,7 +2,7 @@
 // server, and one world shared with the threads API and Socket.IO.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { startServer, api, connect, emitAck, collect, waitUntil, postMessage } from "./harness.mjs";
+import { CLIENTS, startServer, api, connect, emitAck, collect, waitUntil, postMessage, identify } from "./harness.mjs";
 
 let server;
 before(async () => (server = await startServer()));
@@ -20,8 +20,8 @@ async function say(me, conv, text) {
   return res.body;
 }
 
-const get = async (path) => {
-  const res = await api(server, "GET", path);
+const get = async (path, headers) => {
+  const res = await api(server, "GET", path, undefined, headers);
   assert.equal(res.status, 200, JSON.stringify(res.body));
   return res.body;
 };
@@ -86,14 +86,14 @@ test("a message posted through either API reaches clients joined through the oth
   const a = await account("Ann");
   const b = await account("Ben");
   const conv = (await api(server, "POST", `/api/account/${a}/conversations?with=${b}`)).body.id;
-  const socket = await connect(server);
+  const socket = await connect(server, CLIENTS[0], { auth: { userId: a } });
   try {
     assert.deepEqual(await emitAck(socket, "thread:join", { threadId: conv }), { ok: true });
     const box = collect(socket);
 
     const viaAccounts = await say(b, conv, "from the accounts API");
     await waitUntil(() => box.length === 1, 5000, "delivery of the accounts-API message");
-    const history = await get(`/api/threads/${conv}/messages`);
+    const history = await get(`/api/threads/${conv}/messages`, { "x-user-id": a });
     assert.deepEqual(box[0], history.messages.at(-1), "the threads API's exact shape");
     assert.equal(box[0].id, viaAccounts.id);
     assert.equal(box[0].authorId, b);
@@ -118,7 +118,8 @@ test("a message posted through either API reaches clients joined through the oth
 test("the demo world answers the README's requests", async () => {
   const demo = await startServer(["--demo"]);
   try {
-    const res = await fetch(`${demo.url}/api/1/conversation/5/messages?pageSize=2&cursor=eyJzb3J0IjoiTkVXRVNUX0ZJUlNUIiwibGFzdFNlZW4iOiIxMjQxIn0=`);
+    const path = "/api/1/conversation/5/messages?pageSize=2&cursor=eyJzb3J0IjoiTkVXRVNUX0ZJUlNUIiwibGFzdFNlZW4iOiIxMjQxIn0=";
+    const res = await fetch(demo.url + path, { headers: identify(demo, {}, path) });
     const body = await res.json();
     assert.deepEqual(body.rows.map((r) => r.id), ["1243", "1242"]);
     assert.equal(body.cursor_prev, "eyJzb3J0IjoiTkVXRVNUX0ZJUlNUIiwibGFzdFNlZW4iOiIxMjQzIn0=");

@@ -4,7 +4,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { io } from "socket.io-client";
 import {
-  CLIENTS, startServer, createThread, postMessage, connect, emitAck, collect, waitUntil, api, sleep, within,
+  CLIENTS, startServer, createThread, postMessage, connect, emitAck, collect, waitUntil, api, sleep, within, socketIdentity,
 } from "./harness.mjs";
 
 let server;
@@ -111,7 +111,7 @@ test("every client that emits thread:join right after io() is joined and acked",
   const sockets = [];
   const acks = [];
   for (let i = 0; i < CLIENTS_N; i++) {
-    const s = io(server.url, { path: "/ws", transports: ["websocket"], forceNew: true, reconnection: false });
+    const s = io(server.url, socketIdentity(server, CLIENTS[0], { path: "/ws", transports: ["websocket"], forceNew: true, reconnection: false }));
     sockets.push(s);
     acks.push(
       new Promise((resolve) => s.emit("thread:join", { threadId }, resolve)),

@@ -8,20 +8,23 @@ import { writeFileSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
-import { ROOT, startServer, createThread, postMessage, api } from "./harness.mjs";
+import { ROOT, startServer, createThread, postMessage, api, signToken } from "./harness.mjs";
 
 const run = promisify(execFile);
 const EXAMPLES = join(ROOT, "client-examples");
 
 let server;
 before(async () => (server = await startServer()));
+
+/** In jwt mode the examples get a token for their user, as a deployment would hand them one. */
+const tokenArgs = (user) => (server.jwt ? ["--token", signToken(user)] : []);
 after(async () => server.stop());
 
 test("node client: joins, posts, and prints the message:new it receives", async () => {
-  const threadId = await createThread(server);
+  const threadId = await createThread(server, ["node-client", "bob"]);
   const { stdout } = await run(
     "node",
-    ["node/chat.mjs", server.url, threadId, "--say", "hello from the example", "--once"],
+    ["node/chat.mjs", server.url, threadId, "--say", "hello from the example", "--once", ...tokenArgs("node-client")],
     { cwd: EXAMPLES, timeout: 20000 },
   );
   assert.match(stdout, new RegExp(`joined thread:${threadId}`));
@@ -32,7 +35,7 @@ test("polling client: uploads, polls status until ready, downloads identical byt
   const dir = mkdtempSync(join(tmpdir(), "threadline-upload-"));
   const file = join(dir, "report.bin");
   writeFileSync(file, Buffer.alloc(2 * 1024 * 1024, 7));
-  const { stdout } = await run("node", ["polling/upload-and-poll.mjs", file, server.url], {
+  const { stdout } = await run("node", ["polling/upload-and-poll.mjs", file, server.url, ...tokenArgs("uploader")], {
     cwd: EXAMPLES,
     timeout: 20000,
   });
@@ -54,7 +57,8 @@ test("browser page: loads history, shows live messages, posts", async () => {
     const page = await browser.newPage();
     const errors = [];
     page.on("pageerror", (e) => errors.push(String(e)));
-    await page.goto(`${server.url}/demo/?thread=${threadId}&user=web-user`);
+    const token = server.jwt ? `&token=${signToken("web-user")}` : "";
+    await page.goto(`${server.url}/demo/?thread=${threadId}&user=web-user${token}`);
     await page.waitForSelector("body[data-state=joined]", { timeout: 15000 });
     assert.equal(await page.textContent(`li[data-id="${earlier.id}"] .body`), earlier.body);
 

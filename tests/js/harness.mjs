@@ -1,6 +1,7 @@
 // Shared helpers for the JS suites: start the real threadline binary on an ephemeral port,
 // talk REST to it with fetch, and connect real socket.io-client instances (4.x and 2.x).
 import { spawn, execFileSync } from "node:child_process";
+import { createHmac } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, dirname } from "node:path";
@@ -25,11 +26,43 @@ export function databaseArgs(dataDir) {
   return ["--database-url", backend.replace(/\/[^/]*$/, `/${name}`)];
 }
 
+/**
+ * THREADLINE_TEST_IDENTITY=jwt runs the suites in jwt mode: every server gets a signing secret,
+ * and the helpers below turn what a test says about identity into tokens: `x-user-id: u` (REST)
+ * and `auth: {userId: u}` (socket) become a token for `u`, and saying nobody becomes a token for
+ * "me", the stub's anonymous author. Threads made with `createThread` include "me" so its
+ * sockets may join them, as they may in open mode. Suites that configure identity themselves
+ * (`--jwt-secret` in their arguments) are left alone.
+ */
+export const JWT_MODE = process.env.THREADLINE_TEST_IDENTITY === "jwt";
+const SUITE_SECRET = "threadline-suite-secret-long-enough";
+const b64url = (v) => Buffer.from(JSON.stringify(v)).toString("base64url");
+
+/** An HS256 token for `sub`, valid for ten minutes. */
+export function signToken(sub, secret = SUITE_SECRET) {
+  const head = b64url({ alg: "HS256", typ: "JWT" });
+  const body = b64url({ sub, exp: Math.floor(Date.now() / 1000) + 600 });
+  const sig = createHmac("sha256", secret).update(`${head}.${body}`).digest("base64url");
+  return `${head}.${body}.${sig}`;
+}
+
+/**
+ * In jwt mode the suite's servers run without rate limits: every test client shares 127.0.0.1
+ * and some post hundreds of messages a second as one user. limits.test.mjs covers the limits.
+ */
+const JWT_SUITE_ARGS = [
+  "--jwt-secret", SUITE_SECRET,
+  ...["post", "upload", "connect"].flatMap((what) => [`--${what}-rate-per-user`, "off", `--${what}-rate-per-ip`, "off"]),
+  "--max-connections", "off", "--max-connections-per-user", "off",
+];
+
 /** Starts the server; resolves once it printed the address it listens on. */
 export async function startServer(extraArgs = [], { dataDir = mkdtempSync(join(tmpdir(), "threadline-test-")), database } = {}) {
+  const ownIdentity = extraArgs.some((a) => a === "--jwt-secret" || a === "--jwt-public-key");
+  const jwt = JWT_MODE && !ownIdentity;
   const proc = spawn(
     BIN,
-    ["--host", "127.0.0.1", "--port", "0", "--data-dir", dataDir, ...(database ?? databaseArgs(dataDir)), ...extraArgs],
+    ["--host", "127.0.0.1", "--port", "0", "--data-dir", dataDir, ...(database ?? databaseArgs(dataDir)), ...(jwt ? JWT_SUITE_ARGS : []), ...extraArgs],
     { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, RUST_LOG: "warn" } },
   );
   let stderr = "";
@@ -45,6 +78,7 @@ export async function startServer(extraArgs = [], { dataDir = mkdtempSync(join(t
   });
   return {
     url,
+    jwt,
     proc,
     exited,
     stderr: () => stderr,
@@ -57,10 +91,22 @@ export async function startServer(extraArgs = [], { dataDir = mkdtempSync(join(t
   };
 }
 
+/**
+ * In jwt mode, who a request names becomes its bearer token: `x-user-id`, else the account an
+ * accounts-API path acts as, else "me".
+ */
+export function identify(server, headers = {}, path = "") {
+  if (!server.jwt || Object.keys(headers).some((h) => h.toLowerCase() === "authorization")) return headers;
+  const rest = Object.fromEntries(Object.entries(headers).filter(([h]) => h.toLowerCase() !== "x-user-id"));
+  const account = /^\/api\/account\/([^/?]+)/.exec(path)?.[1] ?? /^\/api\/([^/?]+)\/conversation/.exec(path)?.[1];
+  const user = Object.entries(headers).find(([h]) => h.toLowerCase() === "x-user-id")?.[1] ?? account ?? "me";
+  return { ...rest, authorization: `Bearer ${signToken(user)}` };
+}
+
 export async function api(server, method, path, body, headers = {}) {
   const res = await fetch(server.url + path, {
     method,
-    headers: { "content-type": "application/json", ...headers },
+    headers: { "content-type": "application/json", ...identify(server, headers, path) },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const text = await res.text();
@@ -71,6 +117,7 @@ let threadSeq = 0;
 
 /** Creates a thread; by default with members no other call uses, so it is always new. */
 export async function createThread(server, memberIds = [`u${process.pid}-${++threadSeq}`, "bob"]) {
+  if (server.jwt && !memberIds.includes("me")) memberIds = [...memberIds, "me"];
   const res = await api(server, "POST", "/api/threads", { title: "t", memberIds });
   if (res.status !== 201 && res.status !== 200) throw new Error("create thread: " + JSON.stringify(res));
   return res.body.id;
@@ -100,7 +147,7 @@ export async function connect(server, flavour = CLIENTS[0], extra = {}) {
     forceNew: true,
     reconnectionDelay: 50,
     reconnectionDelayMax: 200,
-    ...extra,
+    ...socketIdentity(server, flavour, extra),
   });
   await new Promise((resolve, reject) => {
     socket.once("connect", resolve);
@@ -108,6 +155,18 @@ export async function connect(server, flavour = CLIENTS[0], extra = {}) {
   });
   if (flavour.upgrade) await waitForUpgrade(socket);
   return socket;
+}
+
+/**
+ * In jwt mode, the user a socket names (`auth.userId`, else "me") becomes its token: in the auth
+ * payload for 4.x clients, in the `token` query parameter for 2.x, which has no auth payload.
+ */
+export function socketIdentity(server, flavour, extra = {}) {
+  if (!server.jwt || extra.auth?.token || extra.query?.token) return extra;
+  const { userId, ...auth } = extra.auth ?? {};
+  const token = signToken(userId ?? "me");
+  if (flavour.version === 2) return { ...extra, auth, query: { ...extra.query, token } };
+  return { ...extra, auth: { ...auth, token } };
 }
 
 async function waitForUpgrade(socket) {
