@@ -376,3 +376,61 @@ async fn cors_allow_list_is_enforced_for_rest_and_socket_io() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_thread_has_at_most_1000_members() {
+    let app = spawn_app().await;
+    let members = |n: usize| (0..n).map(|i| format!("m{i}")).collect::<Vec<_>>();
+    let full = app
+        .post_json("/api/threads", json!({"memberIds": members(1000)}))
+        .await;
+    assert_eq!(full.status, StatusCode::CREATED, "{:?}", full.body["error"]);
+    let over = app
+        .post_json("/api/threads", json!({"memberIds": members(1001)}))
+        .await;
+    assert_eq!(over.status, StatusCode::BAD_REQUEST);
+    assert_eq!(over.error_code(), "too_many_members");
+    // Duplicates are one member each: 1001 ids naming 1000 people fit.
+    let mut repeated = members(1000);
+    repeated.push("m0".into());
+    let same = app
+        .post_json("/api/threads", json!({"memberIds": repeated}))
+        .await;
+    assert_eq!(same.status, StatusCode::OK);
+    assert_eq!(same.body["id"], full.body["id"]);
+}
+
+#[tokio::test]
+async fn a_message_carries_at_most_20_files() {
+    let app = spawn_app().await;
+    let thread = app.create_thread(&["ann", "bob"]).await;
+    let path = format!("/api/threads/{thread}/messages");
+    let files = |n: usize| {
+        (0..n)
+            .map(|_| uuid::Uuid::now_v7().to_string())
+            .collect::<Vec<_>>()
+    };
+    let over = app
+        .post_json(&path, json!({"body": "x", "fileIds": files(21)}))
+        .await;
+    assert_eq!(over.status, StatusCode::BAD_REQUEST);
+    assert_eq!(over.error_code(), "too_many_files");
+    // Twenty real uploads fit.
+    let mut uploaded = Vec::new();
+    for i in 0..20 {
+        let form = reqwest::multipart::Form::new().part(
+            "file",
+            reqwest::multipart::Part::bytes(vec![b'x'; 8]).file_name(format!("f{i}.txt")),
+        );
+        let reply = app
+            .send(app.http.post(app.url("/api/files")).multipart(form))
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED);
+        uploaded.push(reply.body["id"].as_str().unwrap().to_owned());
+    }
+    let ok = app
+        .post_json(&path, json!({"body": "x", "fileIds": uploaded}))
+        .await;
+    assert_eq!(ok.status, StatusCode::CREATED, "{:?}", ok.body);
+    assert_eq!(ok.body["message"]["fileIds"].as_array().unwrap().len(), 20);
+}
