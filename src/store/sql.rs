@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
+use sha2::{Digest, Sha256};
 use sqlx::{
     AnyPool, Row,
     any::{AnyPoolOptions, AnyRow},
@@ -76,6 +77,7 @@ impl SqlStore {
             .run(&pool)
             .await
             .map_err(|e| StoreError::Backend(format!("migrations: {e}")))?;
+        digest_member_keys(&pool).await?;
         Ok(Self { pool })
     }
 
@@ -219,6 +221,29 @@ fn window<T, Id>(mut rows: Vec<T>, limit: usize, anchor: &Anchor<Id>) -> Window<
     }
 }
 
+/// The unique key of a member set: a digest of its sorted ids, so that the index entry stays
+/// small. PostgreSQL's btree refuses entries over about 2.7 KB, and 1,000 members of 128-char ids
+/// are 129 KB. `#` cannot occur in an id, so a digest is never mistaken for a list of ids.
+fn member_digest(sorted_ids: &str) -> String {
+    format!("#{:x}", Sha256::digest(sorted_ids.as_bytes()))
+}
+
+/// Databases written before keys were digests keep the sorted id list itself: digest those once.
+async fn digest_member_keys(pool: &AnyPool) -> StoreResult<()> {
+    let stale = sqlx::query("SELECT id, member_key FROM threads WHERE member_key NOT LIKE '#%'")
+        .fetch_all(pool)
+        .await?;
+    for row in stale {
+        let (id, key): (String, String) = (row.try_get(0)?, row.try_get(1)?);
+        sqlx::query("UPDATE threads SET member_key = $1 WHERE id = $2")
+            .bind(member_digest(&key))
+            .bind(id)
+            .execute(pool)
+            .await?;
+    }
+    Ok(())
+}
+
 fn page_limit(limit: usize) -> i64 {
     i64::try_from(limit).unwrap_or(i64::MAX - 1) + 1
 }
@@ -229,7 +254,7 @@ impl Store for SqlStore {
         let members = MemberSet::new(thread.member_ids.iter().cloned())
             .map_err(|_| StoreError::Conflict("invalid member set"))?;
         let key: Vec<&str> = members.key().iter().map(UserId::as_str).collect();
-        let key = key.join(",");
+        let key = member_digest(&key.join(","));
         let listed: Vec<&str> = thread.member_ids.iter().map(UserId::as_str).collect();
         let mut tx = self.pool.begin().await?;
         let inserted = sqlx::query(
@@ -709,5 +734,38 @@ impl Store for SqlStore {
 
     async fn close(&self) {
         self.pool.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{MemberSet, Thread};
+
+    #[tokio::test]
+    async fn member_sets_of_older_databases_still_resolve_to_their_thread() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/old.db", dir.path().display());
+        let members = MemberSet::new(["bob", "ann"].map(|id| UserId::parse(id).unwrap())).unwrap();
+        let store = SqlStore::connect(&url).await.unwrap();
+        let (thread, created) = store
+            .create_or_resolve_thread(Thread::new(None, &members))
+            .await
+            .unwrap();
+        assert!(created);
+        // As written before keys were digests.
+        sqlx::query("UPDATE threads SET member_key = 'ann,bob'")
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        store.pool.close().await;
+
+        let store = SqlStore::connect(&url).await.unwrap();
+        let (found, created) = store
+            .create_or_resolve_thread(Thread::new(None, &members))
+            .await
+            .unwrap();
+        assert!(!created, "resolved, not created again");
+        assert_eq!(found.id, thread.id);
     }
 }
