@@ -236,9 +236,8 @@ async fn uploads_are_limited_per_user_and_per_address() {
     );
 }
 
-#[tokio::test]
-async fn jwt_mode_limits_posts_by_default_and_open_mode_does_not() {
-    let app = spawn_app_with(|c| c.jwt_secret = Some(SECRET.into())).await;
+/// A thread of ann and bob, created with ann's token.
+async fn jwt_thread(app: &TestApp) -> String {
     let reply = app
         .send(
             app.http
@@ -247,19 +246,33 @@ async fn jwt_mode_limits_posts_by_default_and_open_mode_does_not() {
                 .json(&json!({"memberIds": ["ann", "bob"]})),
         )
         .await;
-    let thread = reply.body["id"].as_str().unwrap().to_owned();
-    let post = |user: &str| {
+    reply.body["id"].as_str().unwrap().to_owned()
+}
+
+async fn jwt_post(app: &TestApp, thread: &str, user: &str) -> Reply {
+    app.send(
         app.http
             .post(app.url(&format!("/api/threads/{thread}/messages")))
             .bearer_auth(token(user))
-            .json(&json!({"body": "hi"}))
-    };
+            .json(&json!({"body": "hi"})),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn jwt_mode_limits_posts_by_default_and_open_mode_does_not() {
+    let app = spawn_app_with(|c| c.jwt_secret = Some(SECRET.into())).await;
+    let thread = jwt_thread(&app).await;
     let burst = defaults::POSTS_PER_USER.count.get();
     for i in 0..burst {
-        assert_eq!(app.send(post("ann")).await.status, 201, "post {i}");
+        let reply = jwt_post(&app, &thread, "ann").await;
+        assert_eq!(reply.status, StatusCode::CREATED, "post {i}");
     }
-    assert_limited(&app.send(post("ann")).await);
-    assert_eq!(app.send(post("bob")).await.status, StatusCode::CREATED);
+    assert_limited(&jwt_post(&app, &thread, "ann").await);
+    assert_eq!(
+        jwt_post(&app, &thread, "bob").await.status,
+        StatusCode::CREATED
+    );
 
     // `off` turns one limit off in jwt mode.
     let app = spawn_app_with(|c| {
@@ -267,24 +280,9 @@ async fn jwt_mode_limits_posts_by_default_and_open_mode_does_not() {
         c.post_rate_per_user = Some(Setting::Off);
     })
     .await;
-    let reply = app
-        .send(
-            app.http
-                .post(app.url("/api/threads"))
-                .bearer_auth(token("ann"))
-                .json(&json!({"memberIds": ["ann", "bob"]})),
-        )
-        .await;
-    let thread = reply.body["id"].as_str().unwrap().to_owned();
+    let thread = jwt_thread(&app).await;
     for _ in 0..burst + 5 {
-        let reply = app
-            .send(
-                app.http
-                    .post(app.url(&format!("/api/threads/{thread}/messages")))
-                    .bearer_auth(token("ann"))
-                    .json(&json!({"body": "hi"})),
-            )
-            .await;
+        let reply = jwt_post(&app, &thread, "ann").await;
         assert_eq!(reply.status, StatusCode::CREATED);
     }
 

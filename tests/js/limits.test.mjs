@@ -39,6 +39,18 @@ async function attemptUntilConnected(server, options = {}) {
   assert.fail(`still refused: ${outcome.refused}`);
 }
 
+/** The connections already held are untouched: each joins a thread and gets its message. */
+async function assertAllReceive(server, sockets) {
+  const threadId = await createThread(server);
+  const boxes = [];
+  for (const s of sockets) {
+    await emitAck(s, "thread:join", { threadId });
+    boxes.push(collect(s));
+  }
+  await postMessage(server, threadId, "still flowing");
+  await waitUntil(() => boxes.every((b) => b.length === 1), 3000, "deliveries to held sockets");
+}
+
 async function withServer(args, body) {
   const server = await startServer(args);
   try {
@@ -117,15 +129,7 @@ test("new connections over an address's rate are refused; another address connec
       const elsewhere = await attempt(server, { localAddress: "127.0.0.2" });
       assert.ok(elsewhere.socket);
       held.push(elsewhere.socket);
-      // The connections already held are untouched.
-      const threadId = await createThread(server);
-      const boxes = [];
-      for (const s of held) {
-        await emitAck(s, "thread:join", { threadId });
-        boxes.push(collect(s));
-      }
-      await postMessage(server, threadId, "to all");
-      await waitUntil(() => boxes.every((b) => b.length === 1), 3000, "deliveries");
+      await assertAllReceive(server, held);
     } finally {
       held.forEach((s) => s?.close());
     }
@@ -137,14 +141,7 @@ test("past --max-connections a handshake is refused with server_full until a pla
     try {
       for (let i = 0; i < 3; i++) held.push(await connect(server, CLIENTS[i % 2]));
       assert.deepEqual(await attempt(server), { refused: "server_full" });
-      const threadId = await createThread(server);
-      const boxes = [];
-      for (const s of held) {
-        await emitAck(s, "thread:join", { threadId });
-        boxes.push(collect(s));
-      }
-      await postMessage(server, threadId, "still flowing");
-      await waitUntil(() => boxes.every((b) => b.length === 1), 3000, "deliveries to held sockets");
+      await assertAllReceive(server, held);
       held.shift().close();
       held.push(await attemptUntilConnected(server));
       assert.deepEqual(await attempt(server), { refused: "server_full" });
