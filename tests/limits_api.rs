@@ -298,3 +298,44 @@ async fn jwt_mode_limits_posts_by_default_and_open_mode_does_not() {
         "a page is full of them"
     );
 }
+
+#[tokio::test]
+async fn in_jwt_mode_naming_another_account_does_not_spend_its_posts() {
+    let app = spawn_app_with(|c| {
+        c.jwt_secret = Some(SECRET.into());
+        c.post_rate_per_user = rate("1/60s");
+    })
+    .await;
+    for name in ["A", "B"] {
+        let reply = app
+            .send(
+                app.http
+                    .post(app.url("/api/accounts"))
+                    .bearer_auth(token("1"))
+                    .json(&json!({ "name": name })),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{reply:?}");
+    }
+    let conversation = app
+        .send(
+            app.http
+                .post(app.url("/api/account/1/conversations?with=2"))
+                .bearer_auth(token("1")),
+        )
+        .await;
+    let id = conversation.body["id"].as_str().unwrap().to_owned();
+    let send = |as_token: &str| {
+        app.http
+            .post(app.url(&format!("/api/account/1/conversation/{id}/messages")))
+            .bearer_auth(token(as_token))
+            .json(&json!({"text": "hello"}))
+    };
+    // Account 2 names account 1: refused, and what it spends is its own bucket.
+    assert_eq!(app.send(send("2")).await.status, StatusCode::FORBIDDEN);
+    for _ in 0..3 {
+        assert_limited(&app.send(send("2")).await);
+    }
+    assert_eq!(app.send(send("1")).await.status, StatusCode::CREATED);
+    assert_limited(&app.send(send("1")).await);
+}

@@ -107,11 +107,12 @@ pub struct Caller {
 }
 
 impl Caller {
-    /// Takes one from the caller's buckets of `limit`: the address's, and the user's when the
-    /// caller is someone (`as_user`, else the caller's own id; anonymous callers share only
-    /// their address).
+    /// Takes one from the caller's buckets of `limit`: the user's when the caller is someone,
+    /// and the address's. The user is the token's in `jwt` mode (so nobody drains another's
+    /// bucket by naming them); in `open` mode `as_user` (the account an accounts-API path acts
+    /// as), else the caller. Anonymous callers share only their address's bucket.
     pub fn throttle(&self, limit: &RateLimit, as_user: Option<&UserId>) -> Result<(), ApiError> {
-        let user = as_user
+        let user = if self.verified { None } else { as_user }
             .or(Some(&self.id))
             .filter(|user| **user != UserId::anonymous());
         Ok(limit.check(user, self.ip)?)
