@@ -337,9 +337,13 @@ impl Limits {
         self.posts.uses_ip() || self.uploads.uses_ip() || self.connects.uses_ip()
     }
 
-    /// The client's address: the rightmost address in `--client-ip-header` when configured
-    /// (what the proxy in front saw), else the peer of the TCP connection.
+    /// The client's address, when a limit keys on it (else `None`, without looking): the
+    /// rightmost address in `--client-ip-header` when configured (what the proxy in front saw),
+    /// else the peer of the TCP connection.
     pub fn client_ip(&self, headers: &HeaderMap, extensions: &Extensions) -> Option<IpAddr> {
+        if !self.uses_ip() {
+            return None;
+        }
         if let Some(name) = &self.client_ip_header {
             return headers
                 .get_all(name)

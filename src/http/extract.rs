@@ -152,11 +152,7 @@ impl FromRequestParts<AppState> for Caller {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let ip = state
-            .limits
-            .uses_ip()
-            .then(|| state.limits.client_ip(&parts.headers, &parts.extensions))
-            .flatten();
+        let ip = state.limits.client_ip(&parts.headers, &parts.extensions);
         if let Some(auth) = &state.auth {
             let header = parts
                 .headers

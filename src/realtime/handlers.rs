@@ -142,9 +142,6 @@ async fn register_handlers<A: Adapter>(
 
 /// The client's address, when a limit keys on it.
 fn client_ip<A: Adapter>(state: &AppState, socket: &SocketRef<A>) -> Option<IpAddr> {
-    if !state.limits.uses_ip() {
-        return None;
-    }
     let parts = socket.req_parts();
     state.limits.client_ip(&parts.headers, &parts.extensions)
 }
