@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{TestApp, next_text, spawn_app};
+use common::{TestApp, connect_and_join, next_text, spawn_app};
 use futures_util::SinkExt;
 use proptest::{
     strategy::{Strategy, ValueTree},
@@ -38,17 +38,7 @@ const WAIT: Duration = Duration::from_secs(5);
 /// A well-behaved client: connected, joined to `thread`, ready to receive.
 async fn joined_client(app: &TestApp, thread: &str) -> Ws {
     let mut ws = open(app).await;
-    ws.send(Message::text("40")).await.unwrap();
-    assert!(next_text(&mut ws, WAIT).await.unwrap().starts_with("40"));
-    ws.send(Message::text(format!(
-        r#"420["thread:join",{{"threadId":"{thread}"}}]"#
-    )))
-    .await
-    .unwrap();
-    assert_eq!(
-        next_text(&mut ws, WAIT).await.unwrap(),
-        r#"430[{"ok":true}]"#
-    );
+    connect_and_join(&mut ws, thread).await;
     ws
 }
 

@@ -6,8 +6,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::{TestApp, next_text, spawn_app_with};
-use futures_util::{SinkExt, StreamExt};
+use common::{TestApp, connect_and_join, next_text, spawn_app_with};
+use futures_util::StreamExt;
 use serde_json::json;
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::{WebSocketStream, client_async, tungstenite::Message};
@@ -25,17 +25,7 @@ async fn joined(app: &TestApp, thread: &str, stalled: bool) -> Ws {
     let url = format!("ws://{}/ws/?EIO=4&transport=websocket", app.addr);
     let (mut ws, _) = client_async(url, stream).await.unwrap();
     assert!(next_text(&mut ws, WAIT).await.unwrap().starts_with('0'));
-    ws.send(Message::text("40")).await.unwrap();
-    assert!(next_text(&mut ws, WAIT).await.unwrap().starts_with("40"));
-    ws.send(Message::text(format!(
-        r#"420["thread:join",{{"threadId":"{thread}"}}]"#
-    )))
-    .await
-    .unwrap();
-    assert_eq!(
-        next_text(&mut ws, WAIT).await.unwrap(),
-        r#"430[{"ok":true}]"#
-    );
+    connect_and_join(&mut ws, thread).await;
     ws
 }
 

@@ -248,3 +248,22 @@ where
         }
     }
 }
+
+/// Connects an open raw websocket session to the default namespace and joins `thread`'s room,
+/// asserting the CONNECT answer and the `{ok: true}` ack.
+pub async fn connect_and_join<S>(ws: &mut tokio_tungstenite::WebSocketStream<S>, thread: &str)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let wait = std::time::Duration::from_secs(5);
+    ws.send(Message::text("40")).await.unwrap();
+    assert!(next_text(ws, wait).await.unwrap().starts_with("40"));
+    ws.send(Message::text(format!(
+        r#"420["thread:join",{{"threadId":"{thread}"}}]"#
+    )))
+    .await
+    .unwrap();
+    assert_eq!(next_text(ws, wait).await.unwrap(), r#"430[{"ok":true}]"#);
+}
