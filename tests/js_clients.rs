@@ -2,10 +2,15 @@
 //! `socket.io-client` 4.x and 2.x packages, the client examples, and the browser page in
 //! headless Chromium. Installs the npm packages first if they are missing.
 
+use rustix::process::{Pid, Signal, kill_process_group};
 use std::{
+    io::Read,
+    os::unix::process::CommandExt,
     path::{Path, PathBuf},
-    process::Command,
+    process::{Command, Stdio},
     sync::Mutex,
+    thread,
+    time::{Duration, Instant},
 };
 
 fn root() -> PathBuf {
@@ -20,7 +25,7 @@ fn npm_install(dir: &Path) {
         .args(["ci", "--no-audit", "--no-fund"])
         .current_dir(dir)
         .status()
-        .expect("npm is needed for the JavaScript suites (Node 20+)");
+        .expect("npm is needed for the JavaScript suites (Node 20.14+)");
     assert!(status.success(), "npm ci failed in {}", dir.display());
 }
 
@@ -41,6 +46,20 @@ fn javascript_realtime_suites_pass_in_jwt_mode() {
     run_suites(&["auth.test.mjs", "limits.test.mjs"], "jwt");
 }
 
+/// Longest a single JavaScript test may take (the slowest takes a few seconds).
+const TEST_TIMEOUT: Duration = Duration::from_secs(120);
+/// Longest a whole pass may take (about a minute and a half on a 2-core machine).
+const PASS_DEADLINE: Duration = Duration::from_secs(600);
+
+/// Reads a child's output to the end on its own thread, so a full pipe never blocks the child.
+fn drain(mut from: impl Read + Send + 'static) -> thread::JoinHandle<String> {
+    thread::spawn(move || {
+        let mut bytes = Vec::new();
+        from.read_to_end(&mut bytes).ok();
+        String::from_utf8_lossy(&bytes).into_owned()
+    })
+}
+
 fn run_suites(skip: &[&str], identity: &str) {
     let _one = ONE_PASS_AT_A_TIME
         .lock()
@@ -58,20 +77,47 @@ fn run_suites(skip: &[&str], identity: &str) {
     suites.sort();
     assert!(!suites.is_empty(), "no JavaScript suites found");
 
-    let output = Command::new("node")
+    // A test that hangs fails after TEST_TIMEOUT instead of holding the run; a file whose tests
+    // are done exits even if something it opened is still trying to reconnect; and the whole
+    // pass is stopped at PASS_DEADLINE, printing what it reported so far.
+    let mut child = Command::new("node")
         .arg("--test")
         .arg("--test-reporter=spec")
+        .arg(format!("--test-timeout={}", TEST_TIMEOUT.as_millis()))
+        .arg("--test-force-exit")
         .args(&suites)
         .current_dir(&js)
         .env("THREADLINE_BIN", env!("CARGO_BIN_EXE_threadline"))
         .env("THREADLINE_TEST_IDENTITY", identity)
-        .output()
-        .expect("node is needed for the JavaScript suites (Node 20+)");
-    let stdout = String::from_utf8_lossy(&output.stdout);
+        .process_group(0)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("node is needed for the JavaScript suites (Node 20.14+)");
+    let stdout = drain(child.stdout.take().unwrap());
+    let stderr = drain(child.stderr.take().unwrap());
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if started.elapsed() > PASS_DEADLINE {
+            // The whole group: the test files and the servers they started hold the pipes.
+            let group = Pid::from_raw(child.id() as i32).expect("a child's pid is positive");
+            kill_process_group(group, Signal::KILL).ok();
+            child.wait().ok();
+            break None;
+        }
+        thread::sleep(Duration::from_millis(200));
+    };
+    let stdout = stdout.join().unwrap();
     println!("{stdout}");
-    eprintln!("{}", String::from_utf8_lossy(&output.stderr));
+    eprintln!("{}", stderr.join().unwrap());
+    let status = status.unwrap_or_else(|| {
+        panic!("JavaScript suites ({identity} mode) still running after {PASS_DEADLINE:?}")
+    });
     assert!(
-        output.status.success(),
+        status.success(),
         "JavaScript suites failed ({identity} mode)"
     );
     assert!(

@@ -6,7 +6,7 @@
 #   bash tests/run.sh            # all three backends
 #   bash tests/run.sh memory     # one of: memory sqlite postgres
 #
-# Needs: Rust (cargo), Node 20+ with npm, and apt-get (Debian/Ubuntu) for chromium,
+# Needs: Rust (cargo), Node 20.14+ with npm, and apt-get (Debian/Ubuntu) for chromium,
 # postgresql and redis-server when they are not installed yet.
 set -euo pipefail
 cd "$(dirname "$0")/.."

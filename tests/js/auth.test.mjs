@@ -83,8 +83,12 @@ test("message:send is authored by the token's subject and refused to non-members
 
 test("socket.io-client 2.x passes the token as a query parameter", async () => {
   const threadId = await thread(["ann", "bob"]);
-  const socket = ioV2(server.url, { path: "/ws", transports: ["websocket"], forceNew: true, query: { token: token("ann") } });
-  await new Promise((resolve, reject) => { socket.once("connect", resolve); socket.once("error", reject); });
+  const socket = server.track(ioV2(server.url, { path: "/ws", transports: ["websocket"], forceNew: true, query: { token: token("ann") } }));
+  await new Promise((resolve, reject) => {
+    socket.once("connect", resolve);
+    socket.once("error", reject);
+    socket.once("connect_error", reject);
+  });
   try {
     assert.deepEqual(await emitAck(socket, "thread:join", { threadId }), { ok: true });
   } finally {

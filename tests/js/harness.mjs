@@ -76,13 +76,20 @@ export async function startServer(extraArgs = [], { dataDir = mkdtempSync(join(t
     });
     proc.once("exit", (code) => reject(new Error(`server exited early (${code}): ${stderr}`)));
   });
+  const sockets = new Set();
   return {
     url,
     jwt,
     proc,
     exited,
     stderr: () => stderr,
+    /** Sockets to close when the server stops, so a failed test leaves nothing reconnecting. */
+    track(socket) {
+      sockets.add(socket);
+      return socket;
+    },
     async stop() {
+      for (const socket of sockets) socket.close();
       if (proc.exitCode === null && proc.signalCode === null) proc.kill("SIGTERM");
       const result = await exited;
       rmSync(dataDir, { recursive: true, force: true });
@@ -149,6 +156,7 @@ export async function connect(server, flavour = CLIENTS[0], extra = {}) {
     reconnectionDelayMax: 200,
     ...socketIdentity(server, flavour, extra),
   });
+  server.track?.(socket);
   await new Promise((resolve, reject) => {
     socket.once("connect", resolve);
     socket.once("connect_error", reject);
