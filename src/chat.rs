@@ -6,11 +6,16 @@
 //! apart. A per-thread sequencer is held from the store write to the broadcast, which makes the
 //! broadcast order the stored order, and lets a rejoin read its replay and enter the room with
 //! nothing slipping between the two.
+//!
+//! With several nodes, each node also remembers per thread the position (`seq`) of the newest
+//! message its sockets were sent. A message event, from this node or another, first sends them
+//! what the store holds between that position and the event's message; an event for a position
+//! already sent is dropped. So every node's sockets get a thread's messages in the store's
+//! order, once, however late the other nodes' events arrive (see [`Chat::catch_up`]).
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::HashMap,
     sync::{Arc, OnceLock},
-    time::{Duration, Instant},
 };
 
 use dashmap::DashMap;
@@ -27,9 +32,9 @@ use crate::{
     views::MessageView,
 };
 
-/// How long a replayed message is remembered for a socket, in case its live broadcast from
-/// another node is still on its way (it is then not delivered twice).
-const SEAM_MEMORY: Duration = Duration::from_secs(30);
+/// Most messages one catch-up sends. A longer gap only opens when the channel between nodes
+/// lost events (Redis restarted); the older part of it is in the REST history.
+const CATCH_UP_LIMIT: usize = 500;
 
 /// A stored message and its threads-API shape (what was broadcast).
 pub struct Posted {
@@ -66,21 +71,15 @@ pub enum Change {
     Deleted(ThreadId, MessageId),
 }
 
-/// Messages replayed to one socket that another node may still broadcast live.
-struct Seam {
-    socket: String,
-    ids: HashSet<MessageId>,
-    until: Instant,
-}
-
 pub struct Chat {
     store: Arc<dyn Store>,
     /// Set once at start-up: the Socket.IO server is built after the state it carries.
     realtime: OnceLock<Arc<dyn Realtime>>,
     /// One lock per thread, held from the store write to the broadcast.
     sequencers: DashMap<ThreadId, Arc<Mutex<()>>>,
-    /// Per thread, only with several nodes: see [`Chat::deliver_from_peer`].
-    seams: DashMap<ThreadId, Vec<Seam>>,
+    /// With several nodes: per thread joined on this node, the `seq` of the newest message its
+    /// sockets were sent. Only ever moves forward, under the thread's sequencer.
+    sent: DashMap<ThreadId, u64>,
 }
 
 impl Chat {
@@ -89,7 +88,7 @@ impl Chat {
             store,
             realtime: OnceLock::new(),
             sequencers: DashMap::new(),
-            seams: DashMap::new(),
+            sent: DashMap::new(),
         }
     }
 
@@ -106,6 +105,30 @@ impl Chat {
     async fn publish(&self, thread: &ThreadId, event: ThreadEvent<'_>) {
         if let Some(realtime) = self.realtime.get() {
             realtime.publish(thread, event).await;
+        }
+    }
+
+    /// Sends an event about `message` to its room on every node: with several nodes, after the
+    /// messages before it this node's sockets were not sent yet.
+    async fn publish_about(&self, message: &Message, event: ThreadEvent<'_>) {
+        let Some(realtime) = self.realtime.get() else {
+            return;
+        };
+        if realtime.has_peers() {
+            let unsent = self
+                .catch_up(&message.thread_id, message.seq, &message.id)
+                .await;
+            if unsent && let ThreadEvent::Updated(view) = event {
+                // This node's sockets were never sent the message: it goes first, as it is now.
+                realtime
+                    .emit_local(&message.thread_id, ThreadEvent::New(view))
+                    .await;
+            }
+            realtime
+                .publish_ordered(&message.thread_id, event, message.seq, &message.id)
+                .await;
+        } else {
+            realtime.publish(&message.thread_id, event).await;
         }
     }
 
@@ -130,13 +153,14 @@ impl Chat {
             client_id: new.client_id,
             edited_at: None,
             deleted_at: None,
+            seq: 0,
         };
         // A 201 means stored: on a durable backend the append has committed before this
         // returns, and so before anyone hears of the message.
         let (message, created) = self.store.append_message(message).await?;
         let view = MessageView::new(&message, &files);
         if created {
-            self.publish(thread, ThreadEvent::New(&view)).await;
+            self.publish_about(&message, ThreadEvent::New(&view)).await;
         }
         Ok(Posted {
             message,
@@ -163,7 +187,8 @@ impl Chat {
         message.edit(body, Timestamp::now());
         self.store.replace_message(message.clone()).await?;
         let view = self.views(std::slice::from_ref(&message)).await?.remove(0);
-        self.publish(thread, ThreadEvent::Updated(&view)).await;
+        self.publish_about(&message, ThreadEvent::Updated(&view))
+            .await;
         Ok(view)
     }
 
@@ -177,9 +202,9 @@ impl Chat {
             return Ok(());
         }
         message.delete(Timestamp::now());
-        self.store.replace_message(message).await?;
-        self.publish(
-            thread,
+        self.store.replace_message(message.clone()).await?;
+        self.publish_about(
+            &message,
             ThreadEvent::Deleted {
                 thread,
                 message: id,
@@ -202,6 +227,25 @@ impl Chat {
         Ok(message)
     }
 
+    /// Joins a socket to a thread's room: `enter` does it. With several nodes, the first join on
+    /// this node records where the thread's events start for its sockets (its newest stored
+    /// message), under the thread's sequencer.
+    pub async fn join(&self, thread: &ThreadId, enter: impl FnOnce()) -> Result<()> {
+        if !self.has_peers() {
+            enter();
+            return Ok(());
+        }
+        let sequencer = self.sequencer(thread);
+        let _turn = sequencer.lock().await;
+        if !self.sent.contains_key(thread) {
+            let newest = self.store.last_message(thread).await?;
+            self.sent
+                .insert(thread.clone(), newest.map_or(0, |m| m.seq));
+        }
+        enter();
+        Ok(())
+    }
+
     /// Reads what a client that last saw `since` missed (at most `cap` new messages) and calls
     /// `enter` with it while no message of the thread can be stored or broadcast on this node:
     /// `enter` joins the room and emits the replay, so every message is either replayed or
@@ -211,7 +255,6 @@ impl Chat {
         thread: &ThreadId,
         since: &MessageId,
         cap: usize,
-        socket: &str,
         enter: impl FnOnce(&Replay),
     ) -> Result<Replay> {
         let sequencer = self.sequencer(thread);
@@ -237,6 +280,18 @@ impl Chat {
             .changed_messages(thread, since, seen.created_at)
             .await?;
         let changed_views = self.views(&changed).await?;
+        let new = self.views(&window.items).await?;
+        if self.has_peers() {
+            // The replay runs to `newest`. The room's other sockets are sent what they lack up
+            // to there first, so that events up to it, still on their way from other nodes,
+            // can be dropped: the replay has them for this socket, the room already had them.
+            let newest = window.items.last().unwrap_or(&seen);
+            if !self.sent.contains_key(thread) {
+                self.sent.insert(thread.clone(), newest.seq);
+            } else if self.catch_up(thread, newest.seq, &newest.id).await {
+                self.send_unsent(newest).await;
+            }
+        }
         let replay = Replay {
             changed: changed
                 .into_iter()
@@ -246,72 +301,113 @@ impl Chat {
                     None => Change::Updated(view),
                 })
                 .collect(),
-            new: self.views(&window.items).await?,
+            new,
             truncated,
         };
         enter(&replay);
-        if self.realtime.get().is_some_and(|r| r.has_peers()) {
-            self.remember_seam(thread, socket, &window.items);
-        }
         Ok(replay)
     }
 
-    fn remember_seam(&self, thread: &ThreadId, socket: &str, replayed: &[Message]) {
-        // Only recent messages can still be in flight from another node.
-        let recent =
-            Timestamp::from_millis(Timestamp::now().as_millis() - SEAM_MEMORY.as_millis() as i64);
-        let ids: HashSet<MessageId> = replayed
-            .iter()
-            .filter(|m| m.created_at >= recent)
-            .map(|m| m.id.clone())
-            .collect();
-        if ids.is_empty() {
-            return;
+    /// With several nodes: sends this node's sockets in the thread's room every stored message
+    /// between the newest one they were sent and `(seq, id)`, oldest first, then records
+    /// `seq` as sent. Returns `false` (and sends nothing) when `seq` was sent already or no
+    /// socket of this node joined the thread: then nobody here needs it.
+    async fn catch_up(&self, thread: &ThreadId, seq: u64, id: &MessageId) -> bool {
+        let Some(sent) = self.sent.get(thread).map(|at| *at) else {
+            return false;
+        };
+        if seq <= sent {
+            return false;
         }
-        let now = Instant::now();
-        // Forget expired seams everywhere, not just here: a thread whose replayed messages were
-        // all posted on this node never hears from a peer again. The map only ever holds
-        // threads rejoined in the last `SEAM_MEMORY`, so the sweep is short.
-        self.seams.retain(|_, seams| {
-            seams.retain(|s| s.until > now);
-            !seams.is_empty()
-        });
-        let mut seams = self.seams.entry(thread.clone()).or_default();
-        seams.push(Seam {
-            socket: socket.to_owned(),
-            ids,
-            until: now + SEAM_MEMORY,
-        });
+        let gap = usize::try_from(seq - sent - 1).unwrap_or(usize::MAX);
+        if gap > 0 {
+            match self
+                .missing(thread, sent, id, gap.min(CATCH_UP_LIMIT))
+                .await
+            {
+                Ok(views) => {
+                    for view in &views {
+                        self.emit_local(thread, ThreadEvent::New(view)).await;
+                    }
+                }
+                // Better a hole than an order the store does not have: the socket's rejoin
+                // with `since` fills it.
+                Err(e) => tracing::warn!(error = %e, "catching up a thread's room failed"),
+            }
+        }
+        self.sent.insert(thread.clone(), seq);
+        true
     }
 
-    /// Takes the thread's turn for delivering an event another node published to this node's
-    /// sockets: holding the returned guard, the delivery cannot pass a rejoin in progress. Also
-    /// returns the sockets that must not get `new_message` (they had it in their replay).
+    /// The messages stored just before `before` and after position `after`, not deleted.
+    async fn missing(
+        &self,
+        thread: &ThreadId,
+        after: u64,
+        before: &MessageId,
+        limit: usize,
+    ) -> Result<Vec<MessageView>> {
+        let window = self
+            .store
+            .messages(thread, Anchor::Before(before.clone()), limit)
+            .await?;
+        let missing: Vec<Message> = window
+            .items
+            .into_iter()
+            .filter(|m| m.seq > after && !m.is_deleted())
+            .collect();
+        self.views(&missing).await
+    }
+
+    /// Takes the thread's turn for delivering a message event another node published about the
+    /// message at `(seq, id)` to this node's sockets, after what they lack before it. `None`
+    /// when the event must be dropped: a `message:new` they were sent already.
     pub async fn peer_turn(
         &self,
         thread: &ThreadId,
-        new_message: Option<&MessageId>,
-    ) -> (OwnedMutexGuard<()>, Vec<String>) {
+        new_message: bool,
+        seq: u64,
+        id: &MessageId,
+    ) -> Option<OwnedMutexGuard<()>> {
         let turn = self.sequencer(thread).lock_owned().await;
-        let mut skip = Vec::new();
-        if let Some(id) = new_message
-            && let Some(mut seams) = self.seams.get_mut(thread)
-        {
-            let now = Instant::now();
-            seams.retain(|s| s.until > now);
-            for seam in seams.iter_mut() {
-                if seam.ids.remove(id) {
-                    skip.push(seam.socket.clone());
-                }
-            }
-            seams.retain(|s| !s.ids.is_empty());
-            let empty = seams.is_empty();
-            drop(seams);
-            if empty {
-                self.seams.remove_if(thread, |_, s| s.is_empty());
+        let unsent = self.catch_up(thread, seq, id).await;
+        if new_message {
+            return unsent.then_some(turn);
+        }
+        if unsent {
+            // An edit or deletion of a message they were never sent: the message goes first.
+            match self.store.message(thread, id).await {
+                Ok(message) => self.send_unsent(&message).await,
+                Err(e) => tracing::warn!(error = %e, "reading an edited message failed"),
             }
         }
-        (turn, skip)
+        Some(turn)
+    }
+
+    /// Sends this node's sockets in the room a message they were never sent, as it is now
+    /// (nothing for a tombstone).
+    async fn send_unsent(&self, message: &Message) {
+        if message.is_deleted() {
+            return;
+        }
+        match self.views(std::slice::from_ref(message)).await {
+            Ok(mut views) => {
+                let view = views.remove(0);
+                self.emit_local(&message.thread_id, ThreadEvent::New(&view))
+                    .await;
+            }
+            Err(e) => tracing::warn!(error = %e, "shaping a message to catch up failed"),
+        }
+    }
+
+    fn has_peers(&self) -> bool {
+        self.realtime.get().is_some_and(|r| r.has_peers())
+    }
+
+    async fn emit_local(&self, thread: &ThreadId, event: ThreadEvent<'_>) {
+        if let Some(realtime) = self.realtime.get() {
+            realtime.emit_local(thread, event).await;
+        }
     }
 
     /// Moves `user`'s read position forward and tells the room (`receipt`) when it moved.

@@ -99,6 +99,7 @@ pub async fn seed(store: &dyn Store) -> StoreResult<()> {
                     client_id: None,
                     edited_at: None,
                     deleted_at: None,
+                    seq: 0,
                 })
                 .await?;
         }

@@ -23,6 +23,9 @@ pub struct Message {
     /// When the author deleted the message; it stays in history as a tombstone (empty body,
     /// no files) so cursors and positions keep working.
     pub deleted_at: Option<Timestamp>,
+    /// Its place in the thread, from 1: the store assigns it on append (what the caller passes
+    /// is ignored), and every node sees the same order.
+    pub seq: u64,
 }
 
 impl Message {

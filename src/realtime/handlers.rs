@@ -214,22 +214,20 @@ async fn on_thread_join<A: Adapter>(
         let room = rooms::thread_room(&thread.id);
         let ack = match since {
             None => {
-                socket.join(room);
+                state
+                    .chat
+                    .join(&thread.id, || socket.join(room))
+                    .await
+                    .map_err(|e| e.code())?;
                 Ack::ok()
             }
             Some(since) => {
                 let replay = state
                     .chat
-                    .rejoin(
-                        &thread.id,
-                        &since,
-                        state.config.replay_limit,
-                        &socket.id.to_string(),
-                        |replay| {
-                            socket.join(room);
-                            replay_to(&socket, replay);
-                        },
-                    )
+                    .rejoin(&thread.id, &since, state.config.replay_limit, |replay| {
+                        socket.join(room);
+                        replay_to(&socket, replay);
+                    })
                     .await
                     .map_err(|e| e.code())?;
                 Ack::joined(replay.len(), replay.truncated)

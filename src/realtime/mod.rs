@@ -113,7 +113,19 @@ pub enum EventPayload<'a> {
 pub trait Realtime: Send + Sync + 'static {
     /// Sends `event` to the thread's room, on every node.
     async fn publish(&self, thread: &ThreadId, event: ThreadEvent<'_>);
-    /// Whether other nodes deliver this node's thread events (see [`peers`]).
+    /// Sends an event about the message at position `seq` to the thread's room, on every node:
+    /// here at once, and to the other nodes with its position, so that each delivers it in
+    /// the store's order (see [`peers`]). The caller holds the thread's sequencer.
+    async fn publish_ordered(
+        &self,
+        thread: &ThreadId,
+        event: ThreadEvent<'_>,
+        seq: u64,
+        id: &MessageId,
+    );
+    /// Sends `event` to this node's sockets in the thread's room only.
+    async fn emit_local(&self, thread: &ThreadId, event: ThreadEvent<'_>);
+    /// Whether other nodes deliver this node's message events (see [`peers`]).
     fn has_peers(&self) -> bool;
     /// The identified users with a socket in the thread's room, on any node, sorted.
     async fn online(&self, thread: &ThreadId) -> Vec<UserId>;
@@ -130,21 +142,31 @@ pub struct Broadcaster<A: Adapter> {
 #[async_trait]
 impl<A: Adapter> Realtime for Broadcaster<A> {
     async fn publish(&self, thread: &ThreadId, event: ThreadEvent<'_>) {
-        let room = rooms::thread_room(thread);
-        match (&self.peers, event) {
-            // Message events go to this node's sockets here, and to the other nodes' through
-            // the peers channel, where each node delivers them under its thread sequencer.
-            (
-                Some(peers),
-                ThreadEvent::New(_) | ThreadEvent::Updated(_) | ThreadEvent::Deleted { .. },
-            ) => {
-                event.emit_to(self.io.local().to(room)).await;
-                peers.publish(thread, event).await;
+        // The adapter reaches every node. socketioxide serializes once; the same packet goes
+        // to every socket in the room.
+        event.emit_to(self.io.to(rooms::thread_room(thread))).await;
+    }
+
+    async fn publish_ordered(
+        &self,
+        thread: &ThreadId,
+        event: ThreadEvent<'_>,
+        seq: u64,
+        id: &MessageId,
+    ) {
+        match &self.peers {
+            Some(peers) => {
+                self.emit_local(thread, event).await;
+                peers.publish(thread, event, seq, id).await;
             }
-            // One node, or an event without ordering needs: the adapter reaches every node.
-            // socketioxide serializes once; the same packet goes to every socket in the room.
-            _ => event.emit_to(self.io.to(room)).await,
+            None => self.publish(thread, event).await,
         }
+    }
+
+    async fn emit_local(&self, thread: &ThreadId, event: ThreadEvent<'_>) {
+        event
+            .emit_to(self.io.local().to(rooms::thread_room(thread)))
+            .await;
     }
 
     fn has_peers(&self) -> bool {

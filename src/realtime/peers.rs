@@ -1,11 +1,12 @@
 //! Several nodes: how message events reach the sockets of the other nodes.
 //!
 //! Each node delivers `message:new`, `message:updated` and `message:deleted` to its own sockets,
-//! and publishes them on one Redis channel. Every other node takes them from there and delivers
-//! them to its sockets under its own thread sequencer (see [`Chat::peer_turn`]), the same lock a
-//! rejoin holds while it reads its replay and enters the room. So a message that a rejoining
-//! socket got in its replay, and whose live copy was still on its way from another node, is not
-//! delivered twice; and one stored after the replay was read is delivered live.
+//! and publishes them on one Redis channel with the message's position in its thread. Every
+//! other node takes them from there and delivers them to its sockets under its own thread
+//! sequencer (see [`Chat::peer_turn`]): after any stored messages its sockets lack before that
+//! position, and not at all when they had it already (it came first from the store, or in a
+//! rejoin's replay). So a node's sockets get a thread's messages in the store's order, once,
+//! however the events of several nodes interleave on the way.
 //!
 //! Other events (typing, presence, receipts) need no ordering and go through socketioxide's
 //! Redis adapter, which also lists rooms across nodes.
@@ -36,9 +37,9 @@ struct Outgoing<'a> {
     node: &'a str,
     thread: &'a ThreadId,
     event: &'static str,
-    /// The id of a `message:new`'s message (peers skip it for sockets that had it replayed).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    new: Option<&'a str>,
+    /// The position of the message the event is about.
+    seq: u64,
+    id: &'a MessageId,
     data: super::EventPayload<'a>,
 }
 
@@ -47,7 +48,8 @@ struct Incoming<'a> {
     node: String,
     thread: ThreadId,
     event: String,
-    new: Option<MessageId>,
+    seq: u64,
+    id: MessageId,
     #[serde(borrow)]
     data: &'a RawValue,
 }
@@ -61,16 +63,19 @@ impl Peers {
         })
     }
 
-    pub async fn publish(&self, thread: &ThreadId, event: ThreadEvent<'_>) {
-        let new = match event {
-            ThreadEvent::New(message) => Some(message.id.as_str()),
-            _ => None,
-        };
+    pub async fn publish(
+        &self,
+        thread: &ThreadId,
+        event: ThreadEvent<'_>,
+        seq: u64,
+        id: &MessageId,
+    ) {
         let outgoing = Outgoing {
             node: &self.node,
             thread,
             event: event.name(),
-            new,
+            seq,
+            id,
             data: event.payload(),
         };
         let Ok(bytes) = serde_json::to_vec(&outgoing) else {
@@ -126,20 +131,15 @@ async fn deliver<A: Adapter>(node: &str, bytes: &[u8], chat: &Chat, io: &SocketI
     if incoming.node == node {
         return;
     }
-    let (_turn, skip) = chat
-        .peer_turn(&incoming.thread, incoming.new.as_ref())
-        .await;
-    let room = io.local().to(rooms::thread_room(&incoming.thread));
-    if skip.is_empty() {
-        if let Err(e) = room.emit(incoming.event, incoming.data).await {
-            tracing::warn!(error = %e, "delivering a peer's thread event failed");
-        }
+    let new_message = incoming.event == super::events::MESSAGE_NEW;
+    let Some(_turn) = chat
+        .peer_turn(&incoming.thread, new_message, incoming.seq, &incoming.id)
+        .await
+    else {
         return;
-    }
-    // Rare (a rejoin raced this message): send socket by socket, past those that had it.
-    for socket in room.sockets() {
-        if !skip.contains(&socket.id.to_string()) {
-            let _ = socket.emit(incoming.event.as_str(), incoming.data);
-        }
+    };
+    let room = io.local().to(rooms::thread_room(&incoming.thread));
+    if let Err(e) = room.emit(incoming.event, incoming.data).await {
+        tracing::warn!(error = %e, "delivering a peer's thread event failed");
     }
 }

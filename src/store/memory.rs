@@ -156,7 +156,7 @@ impl Store for MemoryStore {
         Ok(thread)
     }
 
-    async fn append_message(&self, message: Message) -> StoreResult<(Message, bool)> {
+    async fn append_message(&self, mut message: Message) -> StoreResult<(Message, bool)> {
         let log = self.log(&message.thread_id)?;
         let mut log = write(&log);
         let client_key = message
@@ -170,6 +170,7 @@ impl Store for MemoryStore {
             return Err(StoreError::Conflict("message id taken"));
         }
         let position = log.messages.len();
+        message.seq = position as u64 + 1;
         log.positions.insert(message.id.clone(), position);
         if let Some(key) = client_key {
             log.client_ids.insert(key, position);

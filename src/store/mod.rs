@@ -173,3 +173,67 @@ pub trait Store: Send + Sync + 'static {
     /// Closes connections to the backend, after the server has stopped.
     async fn close(&self) {}
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{ClientMessageId, MemberSet};
+
+    fn message(thread: &ThreadId, body: &str, key: Option<&str>) -> Message {
+        Message {
+            id: MessageId::generate(),
+            thread_id: thread.clone(),
+            author_id: UserId::parse("ann").unwrap(),
+            body: body.to_owned(),
+            file_ids: vec![],
+            created_at: Timestamp::now(),
+            client_id: key.and_then(ClientMessageId::parse),
+            edited_at: None,
+            deleted_at: None,
+            // Whatever the caller passes, the store assigns it.
+            seq: 99,
+        }
+    }
+
+    /// Both backends number a thread's messages 1, 2, 3… in append order, and keep the number
+    /// through retries and reads: nodes order their deliveries by it.
+    #[tokio::test]
+    async fn appends_are_numbered_from_one_in_each_thread() {
+        let dir = tempfile::tempdir().unwrap();
+        let sqlite = format!("sqlite://{}/seq.db", dir.path().display());
+        for store in [
+            open(None).await.unwrap(),
+            open(Some(&sqlite)).await.unwrap(),
+        ] {
+            let members = MemberSet::new(["ann", "bob"].map(|id| UserId::parse(id).unwrap()));
+            let (thread, _) = store
+                .create_or_resolve_thread(Thread::new(None, &members.unwrap()))
+                .await
+                .unwrap();
+            let mut seqs = Vec::new();
+            for (i, key) in [Some("k1"), None, Some("k3")].into_iter().enumerate() {
+                let (stored, created) = store
+                    .append_message(message(&thread.id, &format!("m{i}"), key))
+                    .await
+                    .unwrap();
+                assert!(created);
+                seqs.push(stored.seq);
+            }
+            assert_eq!(seqs, [1, 2, 3]);
+            let (retry, created) = store
+                .append_message(message(&thread.id, "again", Some("k1")))
+                .await
+                .unwrap();
+            assert!(!created);
+            assert_eq!(retry.seq, 1);
+            let read = store
+                .messages(&thread.id, Anchor::Oldest, 10)
+                .await
+                .unwrap();
+            let read: Vec<u64> = read.items.iter().map(|m| m.seq).collect();
+            assert_eq!(read, [1, 2, 3]);
+            let newest = store.last_message(&thread.id).await.unwrap().unwrap();
+            assert_eq!(newest.seq, 3);
+        }
+    }
+}

@@ -43,7 +43,7 @@ fn corrupt(what: &str) -> StoreError {
 }
 
 const MESSAGE_COLUMNS: &str =
-    "id, thread_id, author_id, body, file_ids, created_at, client_id, edited_at, deleted_at";
+    "id, thread_id, author_id, body, file_ids, created_at, client_id, edited_at, deleted_at, seq";
 /// The columns a new message fills in (it is neither edited nor deleted yet).
 const NEW_MESSAGE_COLUMNS: &str = "id, thread_id, author_id, body, file_ids, created_at, client_id";
 const THREAD_COLUMNS: &str = "id, title, member_ids, created_at, updated_at";
@@ -104,6 +104,7 @@ impl SqlStore {
             deleted_at: row
                 .try_get::<Option<i64>, _>(8)?
                 .map(Timestamp::from_millis),
+            seq: u64::try_from(row.try_get::<i64, _>(9)?).map_err(|_| corrupt("seq"))?,
         })
     }
 
@@ -356,7 +357,8 @@ impl Store for SqlStore {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok((message, true))
+        let seq = u64::try_from(seq).map_err(|_| corrupt("seq"))?;
+        Ok((Message { seq, ..message }, true))
     }
 
     async fn messages(

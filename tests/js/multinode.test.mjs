@@ -49,16 +49,25 @@ test("two nodes: clients on both rejoin with since under jitter: nothing lost, r
         if (running && socket.connected) socket.io.engine.close();
       }
     });
-    const posted = [];
-    // One posting node: the clients on B get every message through the peers channel, racing
-    // their rejoins on B. (Messages posted on different nodes within the channel's delay of
-    // each other may reach a node's clients in the other order; history has the store's order.)
-    for (let i = 0; i < 400; i++) {
-      posted.push((await postMessage(a, threadId, `m${i}`)).id);
-      await sleep(4);
-    }
+    // Both nodes post at once: each node's clients get the other's messages through the peers
+    // channel, interleaved with their own node's, racing their rejoins.
+    const poster = async (node, name) => {
+      for (let i = 0; i < 200; i++) {
+        await postMessage(node, threadId, `${name}${i}`);
+        await sleep(Math.random() * 8);
+      }
+    };
+    await Promise.all([poster(a, "a"), poster(b, "b")]);
     running = false;
     await Promise.all(chaos);
+    // The store's order is the one every client must have seen.
+    const posted = [];
+    for (let cursor = start.id; cursor; ) {
+      const page = await api(b, "GET", `/api/threads/${threadId}/messages?cursor=${cursor}&limit=200`);
+      posted.push(...page.body.messages.map((m) => m.id));
+      cursor = page.body.nextCursor;
+    }
+    assert.equal(posted.length, 400);
     await waitUntil(() => clients.every(({ state }) => state.got.length >= posted.length), 20000, "every message on every client");
     await sleep(300);
     for (const { state } of clients) {
