@@ -28,10 +28,15 @@ fi
 as_postgres psql -q -tAc "SELECT 1 FROM pg_roles WHERE rolname = 'threadline'" | grep -q 1 \
   || as_postgres psql -q -c "CREATE ROLE threadline LOGIN SUPERUSER PASSWORD 'threadline'" >&2
 
+# The suites make a database per server they start; drop what earlier runs left behind.
+url=postgres://threadline:threadline@127.0.0.1:5432/postgres
+psql "$url" -qAt -c "SELECT datname FROM pg_database WHERE datname ~ '^threadline_(test|js)_'" \
+  | while read -r db; do psql "$url" -q -c "DROP DATABASE IF EXISTS \"$db\"" >&2 || true; done
+
 if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
   redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save '' --appendonly no >&2
   for _ in $(seq 50); do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break; sleep 0.2; done
 fi
 
-echo "THREADLINE_TEST_POSTGRES=postgres://threadline:threadline@127.0.0.1:5432/postgres"
+echo "THREADLINE_TEST_POSTGRES=$url"
 echo "THREADLINE_TEST_REDIS=redis://127.0.0.1:6379"

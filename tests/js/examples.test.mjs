@@ -4,7 +4,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
-import { writeFileSync, mkdtempSync } from "node:fs";
+import { writeFileSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
@@ -38,7 +38,7 @@ test("polling client: uploads, polls status until ready, downloads identical byt
   const { stdout } = await run("node", ["polling/upload-and-poll.mjs", file, server.url, ...tokenArgs("uploader")], {
     cwd: EXAMPLES,
     timeout: 20000,
-  });
+  }).finally(() => rmSync(dir, { recursive: true, force: true }));
   assert.match(stdout, /"status":"ready"/);
   assert.match(stdout, /downloaded 2097152 bytes, identical/);
 });
