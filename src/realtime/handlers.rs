@@ -34,11 +34,32 @@ use crate::{
 /// Who each identified socket speaks for. Only sockets that named a user have an entry, so
 /// anonymous connections (the stub's only kind) cost nothing here.
 #[derive(Default)]
-pub struct Identities(DashMap<Sid, UserId>);
+pub struct Identities(DashMap<Sid, Identified>);
+
+/// An identified socket's user, and the threads it joined (for presence when it goes away:
+/// socketioxide may already have taken a closing socket out of its rooms by then).
+struct Identified {
+    user: UserId,
+    threads: Vec<ThreadId>,
+}
 
 impl Identities {
     fn get(&self, sid: Sid) -> Option<UserId> {
-        self.0.get(&sid).map(|u| u.clone())
+        self.0.get(&sid).map(|i| i.user.clone())
+    }
+
+    fn joined(&self, sid: Sid, thread: &ThreadId) {
+        if let Some(mut identified) = self.0.get_mut(&sid)
+            && !identified.threads.contains(thread)
+        {
+            identified.threads.push(thread.clone());
+        }
+    }
+
+    fn left(&self, sid: Sid, thread: &ThreadId) {
+        if let Some(mut identified) = self.0.get_mut(&sid) {
+            identified.threads.retain(|t| t != thread);
+        }
     }
 
     /// The author of what the socket posts: its user, or the stub's `"me"`.
@@ -122,7 +143,13 @@ async fn register_handlers<A: Adapter>(
     let identified = user.is_some();
     if let Some(user) = user {
         socket.join(rooms::user_room(&user));
-        state.identities.0.insert(socket.id, user);
+        state.identities.0.insert(
+            socket.id,
+            Identified {
+                user,
+                threads: Vec::new(),
+            },
+        );
     }
     if identified || slot.is_some() {
         socket.on_disconnect(
@@ -149,15 +176,9 @@ fn client_ip<A: Adapter>(state: &AppState, socket: &SocketRef<A>) -> Option<IpAd
 /// An identified socket went away: its typing stops and its user may go offline in each of its
 /// threads. Then it is forgotten.
 async fn on_disconnect<A: Adapter>(socket: SocketRef<A>, State(state): State<AppState>) {
-    let Some(user) = state.identities.0.remove(&socket.id).map(|(_, u)| u) else {
+    let Some((_, Identified { user, threads })) = state.identities.0.remove(&socket.id) else {
         return;
     };
-    // socketioxide takes the socket out of its rooms after this handler.
-    let threads: Vec<ThreadId> = socket
-        .rooms()
-        .iter()
-        .filter_map(|room| rooms::thread_of(room).and_then(|t| ThreadId::parse(t).ok()))
-        .collect();
     for thread in threads {
         if state.typing.stop(&thread, &user) {
             send_typing(&socket, &thread, &user, false).await;
@@ -240,6 +261,7 @@ async fn on_thread_join<A: Adapter>(
         Ok((thread, body)) => {
             let _ = ack.send(&body);
             if let Some(user) = state.identities.get(socket.id) {
+                state.identities.joined(socket.id, &thread);
                 presence::announce(&socket, &thread, &user, true).await;
             }
         }
@@ -285,6 +307,7 @@ async fn on_thread_leave<A: Adapter>(
     let was_in = socket.rooms().iter().any(|r| *r == room);
     socket.leave(room);
     if was_in && let Some(user) = state.identities.get(socket.id) {
+        state.identities.left(socket.id, &thread);
         if state.typing.stop(&thread, &user) {
             send_typing(&socket, &thread, &user, false).await;
         }

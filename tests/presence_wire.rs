@@ -1,0 +1,67 @@
+//! A client that sends its namespace DISCONNECT and closes the websocket in the same breath (as
+//! socket.io-client's `socket.close()` does) still goes offline for the others in its threads:
+//! socketioxide may take the socket out of its rooms before the disconnect handler runs, so
+//! presence must not depend on the rooms it still lists then.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{TestApp, next_text, spawn_app};
+use futures_util::SinkExt;
+use tokio::net::TcpStream;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async, tungstenite::Message};
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+const WAIT: Duration = Duration::from_secs(5);
+
+/// A session identified as `user`, joined to `thread`; its own presence event is read.
+async fn joined(app: &TestApp, user: &str, thread: &str) -> Ws {
+    let url = format!("ws://{}/ws/?EIO=4&transport=websocket", app.addr);
+    let (mut ws, _) = connect_async(url).await.expect("websocket");
+    assert!(next_text(&mut ws, WAIT).await.unwrap().starts_with('0'));
+    ws.send(Message::text(format!(r#"40{{"userId":"{user}"}}"#)))
+        .await
+        .unwrap();
+    assert!(next_text(&mut ws, WAIT).await.unwrap().starts_with("40"));
+    ws.send(Message::text(format!(
+        r#"420["thread:join",{{"threadId":"{thread}"}}]"#
+    )))
+    .await
+    .unwrap();
+    assert_eq!(
+        next_text(&mut ws, WAIT).await.unwrap(),
+        r#"430[{"ok":true}]"#
+    );
+    let own = next_text(&mut ws, WAIT).await.unwrap();
+    assert!(own.starts_with(r#"42["presence""#), "{own}");
+    ws
+}
+
+/// The next presence event `ws` receives: the sorted online list.
+async fn presence(ws: &mut Ws) -> String {
+    let text = next_text(ws, WAIT).await.expect("a presence event");
+    assert!(text.starts_with(r#"42["presence""#), "{text}");
+    let online = text.split(r#""online":"#).nth(1).expect("online");
+    online.trim_end_matches("}]").to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_says_goodbye_and_hangs_up_goes_offline() {
+    let app = spawn_app().await;
+    let thread = app.create_thread(&["dan", "eve"]).await;
+    let mut dan = joined(&app, "dan", &thread).await;
+    for round in 0..200 {
+        let mut eve = joined(&app, "eve", &thread).await;
+        assert_eq!(
+            presence(&mut dan).await,
+            r#"["dan","eve"]"#,
+            "round {round}"
+        );
+        // DISCONNECT and the close frame back to back, one flush.
+        eve.feed(Message::text("41")).await.unwrap();
+        eve.feed(Message::Close(None)).await.unwrap();
+        eve.flush().await.unwrap();
+        assert_eq!(presence(&mut dan).await, r#"["dan"]"#, "round {round}");
+    }
+}
