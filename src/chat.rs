@@ -285,10 +285,10 @@ impl Chat {
             // The replay runs to `newest`. The room's other sockets are sent what they lack up
             // to there first, so that events up to it, still on their way from other nodes,
             // can be dropped: the replay has them for this socket, the room already had them.
+            // The first join on this node starts at `newest`; then there is nothing to catch up.
             let newest = window.items.last().unwrap_or(&seen);
-            if !self.sent.contains_key(thread) {
-                self.sent.insert(thread.clone(), newest.seq);
-            } else if self.catch_up(thread, newest.seq, &newest.id).await {
+            self.sent.entry(thread.clone()).or_insert(newest.seq);
+            if self.catch_up(thread, newest.seq, &newest.id).await {
                 self.send_unsent(newest).await;
             }
         }

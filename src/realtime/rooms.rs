@@ -12,11 +12,6 @@ pub fn user_room(user: &impl std::fmt::Display) -> String {
     format!("{USER_PREFIX}{user}")
 }
 
-/// The thread a room name belongs to, for `thread:` rooms.
-pub fn thread_of(room: &str) -> Option<&str> {
-    room.strip_prefix(THREAD_PREFIX)
-}
-
 /// The user a room name belongs to, for `user:` rooms.
 pub fn user_of(room: &str) -> Option<&str> {
     room.strip_prefix(USER_PREFIX)
