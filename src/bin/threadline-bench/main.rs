@@ -55,6 +55,10 @@ struct Args {
     /// Held connections (the machine allows 20,000 open files per process).
     #[arg(long, default_value_t = 19_000)]
     connections: usize,
+    /// Headers of the held connections' upgrade requests: a bare websocket library's, or a
+    /// browser's (engineioxide and Node both keep each session's request).
+    #[arg(long, value_enum, default_value_t = eio::Handshake::Minimal)]
+    held_handshake: eio::Handshake,
     /// Threads in the held and fan-out scenarios.
     #[arg(long, default_value_t = 50)]
     threads: usize,
@@ -142,7 +146,9 @@ async fn measure(server: Server, args: &Args) -> Result<Results> {
     if args.scenarios.contains(&Scenario::Held) {
         let target = start(server, args)?;
         eprintln!("[{}] held connections: {}", target.name, args.connections);
-        results.held = Some(scenarios::held(&target, args.connections, args.threads).await?);
+        results.held = Some(
+            scenarios::held(&target, args.connections, args.threads, args.held_handshake).await?,
+        );
     }
     if args.scenarios.contains(&Scenario::Fanout) {
         let target = start(server, args)?;

@@ -54,7 +54,12 @@ pub struct Held {
 
 /// `n` sockets connect and emit `thread:join` the moment the namespace CONNECT arrives, then
 /// stay idle (answering pings). Reports joins acked and server RSS per held connection.
-pub async fn held(target: &Target, n: usize, threads: usize) -> Result<Held> {
+pub async fn held(
+    target: &Target,
+    n: usize,
+    threads: usize,
+    handshake: eio::Handshake,
+) -> Result<Held> {
     let thread_ids = Arc::new(create_threads(target, threads, "held").await?);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let rss_before = target.rss();
@@ -71,7 +76,7 @@ pub async fn held(target: &Target, n: usize, threads: usize) -> Result<Held> {
         let (joined, failed, done) = (joined.clone(), failed.clone(), done_tx.clone());
         tasks.spawn(async move {
             let attempt = async {
-                let mut ws = eio::connect(addr, source(i)).await?;
+                let mut ws = eio::connect_with(addr, source(i), handshake).await?;
                 let payload = format!(r#"{{"threadId":"{}"}}"#, threads[i % threads.len()]);
                 let ack = eio::emit_with_ack(&mut ws, 0, "thread:join", &payload).await?;
                 Ok::<_, crate::Error>((ws, ack))
