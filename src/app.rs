@@ -25,7 +25,7 @@ use crate::{
     blobs::Blobs,
     config::Config,
     http,
-    realtime::{self, Broadcaster, Realtime, peers::Peers},
+    realtime::{self, Broadcaster, Realtime, peers::Peers, transport::SessionRequest},
     state::AppState,
     store::Store,
 };
@@ -134,9 +134,10 @@ fn redis_client(url: &str) -> io::Result<redis::Client> {
 /// logging (polls would flood it), but inside CORS, so polling requests get the same CORS policy
 /// as REST.
 fn assemble<A: Adapter>(config: &Config, layer: SocketIoLayer<A>, rest: axum::Router) -> Service {
+    let session_request = SessionRequest::new(config.client_ip_header.clone());
     let service = ServiceBuilder::new()
         .layer(cors(&config.cors_origins))
-        .map_request(realtime::transport::detach_engine_io_request)
+        .map_request(move |request| session_request.detach(request))
         .map_response(IntoResponse::into_response)
         .layer(layer)
         .service(rest);
