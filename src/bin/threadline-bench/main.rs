@@ -52,6 +52,9 @@ struct Args {
     /// Servers to measure.
     #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Server::Threadline, Server::Node])]
     servers: Vec<Server>,
+    /// Runs of the side-by-side scenarios; the table shows medians and the per-run ratio range.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=20))]
+    runs: u32,
     /// Held connections (the machine allows 20,000 open files per process).
     #[arg(long, default_value_t = 19_000)]
     connections: usize,
@@ -193,22 +196,56 @@ fn ms(h: &Histogram<u64>, q: f64) -> f64 {
     h.value_at_quantile(q) as f64 / 1000.0
 }
 
-/// One table row: a metric for each server, and threadline ÷ node when both ran.
-fn row(out: &mut String, metric: &str, values: &[Option<f64>], unit: &str, target: &str) {
-    let cells: Vec<String> = values
+/// The median of `values` (the mean of the middle two for an even count).
+fn median(values: &[f64]) -> Option<f64> {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let n = sorted.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(sorted[n / 2]),
+        _ => Some((sorted[n / 2 - 1] + sorted[n / 2]) / 2.0),
+    }
+}
+
+/// One table row: a metric for each server (the median over its runs), threadline ÷ node when
+/// both ran, and with several runs the range of the per-run ratios (run k of threadline ÷ run
+/// k of node, the two measured back to back).
+fn row(out: &mut String, metric: &str, values: &[Vec<f64>], unit: &str, target: &str) {
+    let medians: Vec<Option<f64>> = values.iter().map(|runs| median(runs)).collect();
+    let cells: Vec<String> = medians
         .iter()
         .map(|v| {
             v.map(|v| format!("{} {unit}", fmt(v)))
                 .unwrap_or_else(|| "–".into())
         })
         .collect();
-    let ratio = match values {
-        [Some(a), Some(b)] if *b != 0.0 => format!("{:.2}×", a / b),
+    let ratio = match medians[..] {
+        [Some(a), Some(b)] if b != 0.0 => format!("{:.2}×", a / b),
         _ => "–".into(),
+    };
+    let range = match values {
+        [a, b] if a.len() > 1 && a.len() == b.len() => {
+            let ratios: Vec<f64> = a
+                .iter()
+                .zip(b)
+                .filter(|(_, b)| **b != 0.0)
+                .map(|(a, b)| a / b)
+                .collect();
+            let low = ratios.iter().copied().fold(f64::INFINITY, f64::min);
+            let high = ratios.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            if ratios.is_empty() {
+                " – |".to_owned()
+            } else {
+                format!(" {low:.2}–{high:.2}× |")
+            }
+        }
+        _ if values.first().is_some_and(|runs| runs.len() > 1) => " – |".to_owned(),
+        _ => String::new(),
     };
     let _ = writeln!(
         out,
-        "| {metric} | {} | {ratio} | {target} |",
+        "| {metric} | {} | {ratio} |{range} {target} |",
         cells.join(" | ")
     );
 }
@@ -223,14 +260,38 @@ fn fmt(v: f64) -> String {
     }
 }
 
-fn report(args: &Args, all: &[Results]) -> String {
+/// The side-by-side table. `all` holds, per server, the results of each of its runs; each cell
+/// is the median over the runs.
+fn report(args: &Args, all: &[Vec<Results>]) -> String {
     let mut out = String::new();
-    let names: Vec<&str> = all.iter().map(|r| r.name).collect();
-    let _ = writeln!(out, "| metric | {} | ratio | target |", names.join(" | "));
-    let _ = writeln!(out, "|---|{}---|---|", "---|".repeat(names.len()));
-    let pick = |f: &dyn Fn(&Results) -> Option<f64>| all.iter().map(f).collect::<Vec<_>>();
+    let names: Vec<&str> = all
+        .iter()
+        .filter_map(|runs| Some(runs.first()?.name))
+        .collect();
+    let several = all.iter().any(|runs| runs.len() > 1);
+    let (range_head, range_rule) = match several {
+        true => (" ratio range (per run) |", "---|"),
+        false => ("", ""),
+    };
+    let _ = writeln!(
+        out,
+        "| metric | {} | ratio |{range_head} target |",
+        names.join(" | ")
+    );
+    let _ = writeln!(
+        out,
+        "|---|{}---|{range_rule}---|",
+        "---|".repeat(names.len())
+    );
+    let range_rule_blank = if several { " |" } else { "" };
+    let pick = |f: &dyn Fn(&Results) -> Option<f64>| {
+        all.iter()
+            .map(|runs| runs.iter().filter_map(f).collect::<Vec<f64>>())
+            .collect::<Vec<_>>()
+    };
+    let any = |f: &dyn Fn(&Results) -> bool| all.iter().flatten().any(f);
 
-    if all.iter().any(|r| r.held.is_some()) {
+    if any(&|r| r.held.is_some()) {
         let held = |f: fn(&scenarios::Held) -> f64| pick(&|r| r.held.as_ref().map(f));
         row(
             &mut out,
@@ -290,7 +351,7 @@ fn report(args: &Args, all: &[Results]) -> String {
         ("fan-out fixed", |r: &Results| r.fixed_rate.as_ref()),
         ("socket send max", |r: &Results| r.socket_send.as_ref()),
     ] {
-        if !all.iter().any(|r| get(r).is_some()) {
+        if !any(&|r| get(r).is_some()) {
             continue;
         }
         let f = |m: fn(&scenarios::FanOut) -> f64| pick(&|r| get(r).map(m));
@@ -299,7 +360,7 @@ fn report(args: &Args, all: &[Results]) -> String {
         if label == "socket send max" {
             let _ = writeln!(
                 out,
-                "| *socket send: the fan-out at max rate, each message sent as `message:send` with an ack over a websocket (the Node stub has no such event)* | | | |"
+                "| *socket send: the fan-out at max rate, each message sent as `message:send` with an ack over a websocket (the Node stub has no such event)* | | | |{range_rule_blank}"
             );
         }
         row(
@@ -387,11 +448,11 @@ fn report(args: &Args, all: &[Results]) -> String {
             "0",
         );
     }
-    if all.iter().any(|r| r.replay.is_some()) {
+    if any(&|r| r.replay.is_some()) {
         let f = |m: fn(&scenarios::Replay) -> f64| pick(&|r| r.replay.as_ref().map(m));
         let _ = writeln!(
             out,
-            "| *replay: a fresh session joins with `since` 500 messages back, 200 times (the Node stub has no replay)* | | | |"
+            "| *replay: a fresh session joins with `since` 500 messages back, 200 times (the Node stub has no replay)* | | | |{range_rule_blank}"
         );
         row(
             &mut out,
@@ -415,7 +476,7 @@ fn report(args: &Args, all: &[Results]) -> String {
             "",
         );
     }
-    if all.iter().any(|r| r.history.is_some()) {
+    if any(&|r| r.history.is_some()) {
         let h = |m: fn(&scenarios::History) -> f64| pick(&|r| r.history.as_ref().map(m));
         row(
             &mut out,
@@ -757,9 +818,15 @@ fn main() -> Result<()> {
         .iter()
         .any(|s| !matches!(s, Scenario::Backends | Scenario::Scale));
     if side_by_side {
-        let mut all = Vec::new();
-        for server in &args.servers {
-            all.push(runtime.block_on(measure(*server, &args))?);
+        // Runs alternate between the servers, so a slow spell of the machine weighs on both.
+        let mut all: Vec<Vec<Results>> = args.servers.iter().map(|_| Vec::new()).collect();
+        for run in 1..=args.runs {
+            if args.runs > 1 {
+                eprintln!("run {run} of {}", args.runs);
+            }
+            for (server, results) in args.servers.iter().zip(&mut all) {
+                results.push(runtime.block_on(measure(*server, &args))?);
+            }
         }
         println!("{}", report(&args, &all));
     }
