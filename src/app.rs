@@ -24,8 +24,11 @@ use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 use crate::{
     blobs::Blobs,
     config::Config,
+    fanout::Sink,
     http,
-    realtime::{self, Broadcaster, Realtime, peers::Peers, transport::SessionRequest},
+    realtime::{
+        self, Broadcaster, Identities, Realtime, Typing, peers::Peers, transport::SessionRequest,
+    },
     state::AppState,
     store::Store,
 };
@@ -48,24 +51,26 @@ impl App {
                 .await
                 .map_err(|e| io::Error::other(format!("loading the demo data: {e}")))?;
         }
-        if config.replay_limit >= config.socket_buffer {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "--replay-limit must be smaller than --socket-buffer: a replay is queued at once",
-            ));
-        }
+        config
+            .validate()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let auth = crate::auth::Auth::from_config(&config)?;
         let state = AppState::new(config, store, blobs, auth);
         let config = &state.config;
 
         let rest = http::router(state.clone());
-        let builder = socket_io_builder(config).with_state(state.clone());
+        let builder = socket_io_builder(config)
+            .with_state(state.clone())
+            .with_state(Arc::new(Identities::default()))
+            .with_state(Arc::new(Typing::default()));
+        let fanout = state.chat.fanout();
         let (service, realtime): (Service, Arc<dyn Realtime>) = match &config.redis_url {
             None => {
                 let (layer, io) = builder.build_layer();
                 io.ns("/", realtime::connect_handler());
-                let realtime = Broadcaster { io, peers: None };
-                (assemble(config, layer, rest), Arc::new(realtime))
+                let broadcaster = Arc::new(Broadcaster { io });
+                fanout.attach(broadcaster.clone() as Arc<dyn Sink>, None);
+                (assemble(config, layer, rest), broadcaster)
             }
             Some(url) => {
                 let client = redis_client(url)?;
@@ -81,15 +86,12 @@ impl App {
                 let peers = Peers::connect(&client)
                     .await
                     .map_err(|e| io::Error::other(format!("connecting to Redis: {e}")))?;
-                peers.listen(client, Arc::clone(&state.chat), io.clone());
-                let realtime = Broadcaster {
-                    io,
-                    peers: Some(peers),
-                };
-                (assemble(config, layer, rest), Arc::new(realtime))
+                peers.listen(client, Arc::clone(fanout));
+                let broadcaster = Arc::new(Broadcaster { io });
+                fanout.attach(broadcaster.clone(), Some(Arc::new(peers)));
+                (assemble(config, layer, rest), broadcaster)
             }
         };
-        state.chat.attach(realtime.clone());
         Ok(Self {
             service,
             realtime,

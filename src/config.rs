@@ -1,11 +1,9 @@
 //! Command-line and environment configuration.
 
-use std::{net::IpAddr, path::PathBuf};
+use std::{fmt, net::IpAddr, num::NonZeroU32, path::PathBuf, str::FromStr, time::Duration};
 
 use axum::http::HeaderName;
 use clap::{Parser, ValueEnum};
-
-use crate::limits::{Rate, Setting};
 
 /// Every flag has an environment fallback, so containers configure it without a command line.
 #[derive(Debug, Clone, Parser)]
@@ -164,6 +162,24 @@ pub enum LogFormat {
 }
 
 impl Config {
+    /// `jwt` mode: a key to verify tokens is configured (see README, Identity).
+    pub fn jwt_mode(&self) -> bool {
+        self.jwt_secret.is_some() || self.jwt_public_key.is_some()
+    }
+
+    /// Checks what no single flag can: the settings that must agree with each other.
+    pub fn validate(&self) -> Result<(), &'static str> {
+        if self.jwt_secret.is_some() && self.jwt_public_key.is_some() {
+            return Err("configure either --jwt-secret or --jwt-public-key, not both");
+        }
+        if self.replay_limit >= self.socket_buffer {
+            return Err(
+                "--replay-limit must be smaller than --socket-buffer: a replay is queued at once",
+            );
+        }
+        Ok(())
+    }
+
     /// Defaults for tests and embedding: loopback, an ephemeral port, files under `data_dir`.
     pub fn for_tests(data_dir: PathBuf) -> Self {
         let mut config = Self::parse_from(["threadline"]);
@@ -171,5 +187,94 @@ impl Config {
         config.port = 0;
         config.data_dir = data_dir;
         config
+    }
+}
+
+/// A configured limit: a value, or `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Setting<T> {
+    Off,
+    On(T),
+}
+
+impl<T: FromStr> FromStr for Setting<T> {
+    type Err = T::Err;
+
+    fn from_str(raw: &str) -> Result<Self, Self::Err> {
+        if raw.trim().eq_ignore_ascii_case("off") {
+            return Ok(Self::Off);
+        }
+        raw.trim().parse().map(Self::On)
+    }
+}
+
+/// `count/period`: at most `count` at once, and `count` more every `period` (`30/10s`, `5/1m`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    pub count: NonZeroU32,
+    pub period: Duration,
+}
+
+impl Rate {
+    pub const fn new(count: u32, seconds: u64) -> Self {
+        Self {
+            count: match NonZeroU32::new(count) {
+                Some(count) => count,
+                None => panic!("a rate allows at least one"),
+            },
+            period: Duration::from_secs(seconds),
+        }
+    }
+}
+
+impl fmt::Display for Rate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}s", self.count, self.period.as_secs_f64())
+    }
+}
+
+impl FromStr for Rate {
+    type Err = String;
+
+    fn from_str(raw: &str) -> Result<Self, String> {
+        let bad = || format!("`{raw}`: expected COUNT/PERIOD, like 30/10s, 100/1m or 5/500ms");
+        let (count, period) = raw.trim().split_once('/').ok_or_else(bad)?;
+        let count = count.trim().parse::<NonZeroU32>().map_err(|_| bad())?;
+        let period = period.trim();
+        let split = period
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(period.len());
+        let (amount, unit) = period.split_at(split);
+        let amount = amount.parse::<u64>().map_err(|_| bad())?;
+        let period = match unit {
+            "ms" => Duration::from_millis(amount),
+            "s" | "" => Duration::from_secs(amount),
+            "m" => Duration::from_secs(amount.saturating_mul(60)),
+            "h" => Duration::from_secs(amount.saturating_mul(3600)),
+            _ => return Err(bad()),
+        };
+        if period.is_zero() {
+            return Err(bad());
+        }
+        Ok(Self { count, period })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_parse_with_units_and_off() {
+        assert_eq!("30/10s".parse::<Rate>().unwrap(), Rate::new(30, 10));
+        assert_eq!("5/1m".parse::<Rate>().unwrap(), Rate::new(5, 60));
+        assert_eq!(
+            "2/500ms".parse::<Rate>().unwrap().period,
+            Duration::from_millis(500)
+        );
+        assert_eq!("off".parse::<Setting<Rate>>().unwrap(), Setting::Off);
+        for bad in ["", "30", "0/1s", "3/0s", "3/1y", "x/1s", "3/s"] {
+            assert!(bad.parse::<Rate>().is_err(), "{bad} parsed");
+        }
     }
 }

@@ -1,12 +1,7 @@
-//! One error type for the HTTP API: every failure becomes a status and the seeds' JSON body,
-//! `{"error": "<snake_case_code>", "message"?: "<for humans>"}`.
+//! One error type for every face: a stable, machine-readable code and, for some, a message for
+//! humans. Nothing here knows a transport: `http::error` maps an error to a status and the
+//! seeds' JSON body, `realtime::events` to an ack.
 
-use axum::{
-    Json,
-    http::{StatusCode, header},
-    response::{IntoResponse, Response},
-};
-use serde::Serialize;
 use std::borrow::Cow;
 
 use crate::{
@@ -46,33 +41,11 @@ pub enum ApiError {
     Internal(String),
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    error: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    message: Option<Cow<'a, str>>,
-}
-
 impl ApiError {
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
         Self::BadRequest {
             code,
             message: message.into(),
-        }
-    }
-
-    pub fn status(&self) -> StatusCode {
-        match self {
-            Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
-            Self::NotFound(_) => StatusCode::NOT_FOUND,
-            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            Self::Forbidden(_) => StatusCode::FORBIDDEN,
-            Self::Conflict(_) => StatusCode::CONFLICT,
-            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
-            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -92,7 +65,8 @@ impl ApiError {
         }
     }
 
-    fn message(&self) -> Option<Cow<'_, str>> {
+    /// What a person reading the error should know, when the code alone does not say it.
+    pub fn message(&self) -> Option<Cow<'_, str>> {
         match self {
             Self::BadRequest { message, .. } => Some(message.into()),
             Self::UnsupportedMediaType(message) => Some(message.into()),
@@ -105,36 +79,6 @@ impl ApiError {
             ),
             _ => None,
         }
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        if let Self::Internal(cause) = &self {
-            tracing::error!(%cause, "request failed");
-        }
-        let status = self.status();
-        let body = ErrorBody {
-            error: self.code(),
-            message: self.message(),
-        };
-        let mut response = (status, Json(body)).into_response();
-        if status == StatusCode::METHOD_NOT_ALLOWED {
-            response.headers_mut().remove(header::ALLOW);
-        }
-        if let Self::RateLimited(limited) = &self {
-            response.headers_mut().insert(
-                header::RETRY_AFTER,
-                axum::http::HeaderValue::from(limited.retry_after_secs()),
-            );
-        }
-        if status == StatusCode::UNAUTHORIZED {
-            response.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                axum::http::HeaderValue::from_static("Bearer"),
-            );
-        }
-        response
     }
 }
 

@@ -2,24 +2,27 @@
 //! unchanged.
 //!
 //! # Layout
-//! A request flows one way: `http` or `realtime` handler → `chat` → `store` → broadcast.
+//! A request flows one way: `http` or `realtime` handler → `chat` → `store` → `fanout` →
+//! sockets. A module never imports one above it; news flows back up through a trait the upper
+//! layer implements (`fanout::Sink`, `fanout::Peers`).
 //!
-//! - [`config`]: command line and environment.
-//! - [`telemetry`]: log output.
 //! - [`app`]: builds the router and the Socket.IO layer; `serve(listener, app, shutdown)`.
+//! - [`http`]: REST routes, one module per resource; the HTTP face of errors and extractors.
+//! - [`realtime`]: Socket.IO at `/ws`: handshake, the event table, the fan-out's sink, peers.
 //! - [`state`]: the handles every handler gets.
-//! - [`auth`]: who is speaking: `open` mode, or verified JWTs.
-//! - [`limits`]: rate limits and connection caps.
-//! - [`error`]: `ApiError`, the one error type and its JSON body.
-//! - [`domain`]: ids, threads, messages, accounts, files: validated types.
-//! - [`store`]: the `Store` trait and its backends (in-memory by default).
-//! - [`blobs`]: uploaded bytes on disk.
-//! - [`demo`]: the messenger README's sample world (`--demo`).
-//! - [`chat`]: where a message is created, stored and broadcast.
+//! - [`chat`]: the access gate and the message lifecycle: check → validate → store → fan-out.
+//! - [`fanout`]: per-thread order of message events, for one node or many; catch-up.
 //! - [`views`]: the JSON shapes clients see, shared by REST and Socket.IO.
 //! - [`pagination`]: the accounts API's bidirectional cursors.
-//! - [`http`]: REST routes, one module per resource.
-//! - [`realtime`]: Socket.IO events at `/ws`.
+//! - [`demo`]: the messenger README's sample world (`--demo`).
+//! - [`store`]: the `Store` trait and its backends (in-memory by default).
+//! - [`blobs`]: uploaded bytes on disk.
+//! - [`auth`]: verifies JWTs (`jwt` mode).
+//! - [`limits`]: rate limits and connection caps.
+//! - [`error`]: `ApiError`, the one transport-neutral error: a code and a message.
+//! - [`domain`]: ids, threads, messages, accounts, files, the acting `Actor`: validated types.
+//! - [`config`]: command line and environment, its vocabulary (rates, settings), validation.
+//! - [`telemetry`]: log output.
 
 pub mod app;
 pub mod auth;
@@ -29,6 +32,7 @@ pub mod config;
 pub mod demo;
 pub mod domain;
 pub mod error;
+pub mod fanout;
 pub mod http;
 pub mod limits;
 pub mod pagination;

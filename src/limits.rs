@@ -7,10 +7,7 @@
 //! are counted per node.
 
 use std::{
-    fmt,
     net::{IpAddr, SocketAddr},
-    num::NonZeroU32,
-    str::FromStr,
     sync::{
         Arc, Weak,
         atomic::{AtomicUsize, Ordering},
@@ -28,83 +25,17 @@ use governor::{
     clock::{Clock, DefaultClock},
 };
 
-use crate::{config::Config, domain::UserId};
+use crate::{
+    config::{Config, Rate, Setting},
+    domain::{Actor, UserId},
+};
 
-/// A configured limit: a value, or `off`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Setting<T> {
-    Off,
-    On(T),
-}
-
-impl<T: FromStr> FromStr for Setting<T> {
-    type Err = T::Err;
-
-    fn from_str(raw: &str) -> Result<Self, Self::Err> {
-        if raw.trim().eq_ignore_ascii_case("off") {
-            return Ok(Self::Off);
-        }
-        raw.trim().parse().map(Self::On)
-    }
-}
-
-/// `count/period`: at most `count` at once, and `count` more every `period` (`30/10s`, `5/1m`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Rate {
-    pub count: NonZeroU32,
-    pub period: Duration,
-}
-
-impl Rate {
-    const fn new(count: u32, seconds: u64) -> Self {
-        Self {
-            count: match NonZeroU32::new(count) {
-                Some(count) => count,
-                None => panic!("a rate allows at least one"),
-            },
-            period: Duration::from_secs(seconds),
-        }
-    }
-
-    fn quota(self) -> Quota {
-        // `period / count` is positive: parsing refuses a zero period.
-        Quota::with_period(self.period / self.count.get())
-            .unwrap_or_else(|| Quota::per_second(self.count))
-            .allow_burst(self.count)
-    }
-}
-
-impl fmt::Display for Rate {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}s", self.count, self.period.as_secs_f64())
-    }
-}
-
-impl FromStr for Rate {
-    type Err = String;
-
-    fn from_str(raw: &str) -> Result<Self, String> {
-        let bad = || format!("`{raw}`: expected COUNT/PERIOD, like 30/10s, 100/1m or 5/500ms");
-        let (count, period) = raw.trim().split_once('/').ok_or_else(bad)?;
-        let count = count.trim().parse::<NonZeroU32>().map_err(|_| bad())?;
-        let period = period.trim();
-        let split = period
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(period.len());
-        let (amount, unit) = period.split_at(split);
-        let amount = amount.parse::<u64>().map_err(|_| bad())?;
-        let period = match unit {
-            "ms" => Duration::from_millis(amount),
-            "s" | "" => Duration::from_secs(amount),
-            "m" => Duration::from_secs(amount.saturating_mul(60)),
-            "h" => Duration::from_secs(amount.saturating_mul(3600)),
-            _ => return Err(bad()),
-        };
-        if period.is_zero() {
-            return Err(bad());
-        }
-        Ok(Self { count, period })
-    }
+/// The token bucket of a rate.
+fn quota(rate: Rate) -> Quota {
+    // `period / count` is positive: parsing refuses a zero period.
+    Quota::with_period(rate.period / rate.count.get())
+        .unwrap_or_else(|| Quota::per_second(rate.count))
+        .allow_burst(rate.count)
 }
 
 /// What `jwt` mode applies when a limit is not configured.
@@ -143,8 +74,8 @@ pub struct RateLimit {
 impl RateLimit {
     fn new(per_user: Option<Rate>, per_ip: Option<Rate>) -> Self {
         Self {
-            per_user: per_user.map(|rate| RateLimiter::dashmap(rate.quota())),
-            per_ip: per_ip.map(|rate| RateLimiter::dashmap(rate.quota())),
+            per_user: per_user.map(|rate| RateLimiter::dashmap(quota(rate))),
+            per_ip: per_ip.map(|rate| RateLimiter::dashmap(quota(rate))),
         }
     }
 
@@ -160,6 +91,11 @@ impl RateLimit {
             limiter.check_key(&ip).map_err(refusal)?;
         }
         Ok(())
+    }
+
+    /// [`RateLimit::check`] for what `actor` does.
+    pub fn check_actor(&self, actor: &Actor) -> Result<(), RateLimited> {
+        self.check(actor.counted_user(), actor.ip)
     }
 
     fn uses_ip(&self) -> bool {
@@ -295,7 +231,7 @@ pub struct Limits {
 impl Limits {
     pub fn from_config(config: &Config) -> Self {
         // Limits are on by default in jwt mode, and only where configured in open mode.
-        let jwt = config.jwt_secret.is_some() || config.jwt_public_key.is_some();
+        let jwt = config.jwt_mode();
         let rate = |setting: Option<Setting<Rate>>, default: Rate| match setting {
             Some(Setting::On(rate)) => Some(rate),
             Some(Setting::Off) => None,
@@ -380,20 +316,6 @@ impl Limits {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn rates_parse_with_units_and_off() {
-        assert_eq!("30/10s".parse::<Rate>().unwrap(), Rate::new(30, 10));
-        assert_eq!("5/1m".parse::<Rate>().unwrap(), Rate::new(5, 60));
-        assert_eq!(
-            "2/500ms".parse::<Rate>().unwrap().period,
-            Duration::from_millis(500)
-        );
-        assert_eq!("off".parse::<Setting<Rate>>().unwrap(), Setting::Off);
-        for bad in ["", "30", "0/1s", "3/0s", "3/1y", "x/1s", "3/s"] {
-            assert!(bad.parse::<Rate>().is_err(), "{bad} parsed");
-        }
-    }
 
     #[test]
     fn a_bucket_allows_its_burst_then_says_when_to_retry() {

@@ -1,16 +1,10 @@
 //! Shared application state: cheap handles only, cloned into every request and socket event.
+//! Socket-only state (who each socket is, who is typing) is registered with the Socket.IO
+//! server instead (see `app`).
 
 use std::sync::Arc;
 
-use crate::{
-    auth::Auth,
-    blobs::Blobs,
-    chat::Chat,
-    config::Config,
-    limits::Limits,
-    realtime::{Identities, Typing},
-    store::Store,
-};
+use crate::{auth::Auth, blobs::Blobs, chat::Chat, config::Config, limits::Limits, store::Store};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -18,10 +12,6 @@ pub struct AppState {
     pub chat: Arc<Chat>,
     pub blobs: Arc<Blobs>,
     pub config: Arc<Config>,
-    /// The users that identified sockets speak for.
-    pub identities: Arc<Identities>,
-    /// Who is typing where, on this node.
-    pub typing: Arc<Typing>,
     /// `Some` in `jwt` mode.
     pub auth: Option<Arc<Auth>>,
     /// Rate limits and connection caps.
@@ -33,14 +23,12 @@ impl AppState {
         let limits = Arc::new(Limits::from_config(&config));
         limits.sweep_periodically();
         Self {
+            chat: Arc::new(Chat::new(Arc::clone(&store), Arc::clone(&limits))),
             limits,
             auth: auth.map(Arc::new),
             blobs: Arc::new(blobs),
-            chat: Arc::new(Chat::new(Arc::clone(&store))),
             store,
             config: Arc::new(config),
-            identities: Arc::default(),
-            typing: Arc::default(),
         }
     }
 }

@@ -5,8 +5,11 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
-use crate::domain::{
-    Account, AccountName, FileId, FileRecord, FileStatus, Message, Thread, Timestamp, UserId,
+use crate::{
+    domain::{
+        Account, AccountName, FileId, FileRecord, FileStatus, Message, Thread, Timestamp, UserId,
+    },
+    store::{Store, StoreResult},
 };
 
 /// A file as the stub shows it: `{id, name, url, status}`.
@@ -71,6 +74,31 @@ impl MessageView {
             deleted_at: m.deleted_at,
         }
     }
+}
+
+/// Shapes stored messages, fetching their files in one call.
+pub async fn shape(store: &dyn Store, messages: &[Message]) -> StoreResult<Vec<MessageView>> {
+    let ids: Vec<FileId> = messages
+        .iter()
+        .flat_map(|m| m.file_ids.iter().cloned())
+        .collect();
+    let files = files_by_id(store, &ids).await?;
+    Ok(messages
+        .iter()
+        .map(|m| MessageView::new(m, &files))
+        .collect())
+}
+
+/// The records of `ids`, by id; `FileNotFound` when one names no file.
+pub async fn files_by_id(
+    store: &dyn Store,
+    ids: &[FileId],
+) -> StoreResult<HashMap<FileId, FileRecord>> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let files = store.files(ids).await?;
+    Ok(files.into_iter().map(|f| (f.id.clone(), f)).collect())
 }
 
 /// `{message}`: the body of `POST /api/threads/:id/messages` and of the `message:new` event.

@@ -13,7 +13,10 @@ use reqwest::{
     multipart::{Form, Part},
 };
 use serde_json::json;
-use threadline::limits::{Rate, Setting, defaults};
+use threadline::{
+    config::{Rate, Setting},
+    limits::defaults,
+};
 
 const SECRET: &str = "limits-test-secret-long-enough";
 

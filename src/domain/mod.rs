@@ -2,6 +2,7 @@
 //! HTTP, Socket.IO and storage.
 
 pub mod account;
+pub mod actor;
 pub mod file;
 pub mod ids;
 pub mod message;
@@ -9,6 +10,7 @@ pub mod thread;
 pub mod time;
 
 pub use account::{Account, AccountName};
+pub use actor::Actor;
 pub use file::{FileRecord, FileStatus};
 pub use ids::{FileId, IdError, MessageId, ThreadId, UserId};
 pub use message::{ClientMessageId, Message, MessageBody, NewMessage};

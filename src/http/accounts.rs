@@ -4,10 +4,10 @@
 use axum::{Router, extract::State, http::StatusCode, routing::get};
 use serde::{Deserialize, Serialize};
 
-use super::extract::{Caller, Json, Path};
+use super::extract::{Json, Path};
 use crate::{
     domain::{
-        Account, AccountName, UserId,
+        Account, AccountName, Actor, UserId,
         account::{AccountNameError, MAX_NAME_CHARS},
     },
     error::{ApiError, Result},
@@ -27,13 +27,21 @@ pub async fn account(state: &AppState, raw: &str) -> Result<Account> {
     Ok(state.store.account(&id).await?)
 }
 
+/// In `jwt` mode, accounts API paths name the caller's own account.
+pub fn require_own(actor: &Actor, account: &UserId) -> Result<()> {
+    if actor.verified && *account != actor.user {
+        return Err(ApiError::Forbidden("not_your_account"));
+    }
+    Ok(())
+}
+
 #[derive(Serialize)]
 struct AccountList {
     accounts: Vec<AccountView>,
 }
 
 /// `GET /api/accounts` → `{accounts: Account[]}`, in creation order.
-async fn list(State(state): State<AppState>, _caller: Caller) -> Result<Json<AccountList>> {
+async fn list(State(state): State<AppState>, _actor: Actor) -> Result<Json<AccountList>> {
     let accounts = state.store.accounts().await?;
     Ok(Json(AccountList {
         accounts: accounts.iter().map(AccountView::from).collect(),
@@ -48,7 +56,7 @@ struct CreateAccount {
 /// `POST /api/accounts {name}` → 201 Account.
 async fn create(
     State(state): State<AppState>,
-    _caller: Caller,
+    _actor: Actor,
     Json(req): Json<CreateAccount>,
 ) -> Result<(StatusCode, Json<AccountView>)> {
     let name = AccountName::parse(&req.name).map_err(|e| match e {
@@ -68,10 +76,10 @@ async fn create(
 /// `GET /api/account/:account_id` → Account, or 404 `account_not_found`.
 async fn show(
     State(state): State<AppState>,
-    caller: Caller,
+    actor: Actor,
     Path(id): Path<String>,
 ) -> Result<Json<AccountView>> {
     let account = account(&state, &id).await?;
-    caller.require_account(&account.id)?;
+    require_own(&actor, &account.id)?;
     Ok(Json(AccountView::from(&account)))
 }

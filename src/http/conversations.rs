@@ -10,11 +10,11 @@ use axum::{Router, extract::State, http::StatusCode, routing::get};
 use serde::Deserialize;
 
 use super::{
-    accounts::account,
-    extract::{Caller, IdempotencyKey, Json, Path, Query, client_message_id},
+    accounts::{account, require_own},
+    extract::{IdempotencyKey, Json, Path, Query, client_message_id},
 };
 use crate::{
-    domain::{Account, MemberSet, MessageId, NewMessage, Thread, ThreadId, UserId},
+    domain::{Account, Actor, MemberSet, MessageId, NewMessage, Thread, ThreadId, UserId},
     error::{ApiError, Result},
     pagination::{PageRequest, Paginated},
     state::AppState,
@@ -58,12 +58,12 @@ struct PageParams {
 /// does not take part.
 async fn conversation(
     state: &AppState,
-    caller: &Caller,
+    actor: &Actor,
     account_id: &str,
     id: &str,
 ) -> Result<(Account, Thread)> {
     let account = account(state, account_id).await?;
-    caller.require_account(&account.id)?;
+    require_own(actor, &account.id)?;
     let not_found = || ApiError::NotFound("conversation_not_found");
     let id = ThreadId::parse(id).map_err(|_| not_found())?;
     let thread = match state.store.thread(&id).await {
@@ -74,6 +74,16 @@ async fn conversation(
         return Err(ApiError::Forbidden("not_a_participant"));
     }
     Ok((account, thread))
+}
+
+/// Who reads on behalf of `account` (for unread counts): the caller when identified, else the
+/// account the path names.
+fn reader_for(actor: &Actor, account: &UserId) -> UserId {
+    if actor.is_identified() {
+        actor.user.clone()
+    } else {
+        account.clone()
+    }
 }
 
 /// A conversation as `reader` sees it (their unread count).
@@ -103,12 +113,12 @@ async fn conversation_view(
 /// most recently active first.
 async fn list(
     State(state): State<AppState>,
-    caller: Caller,
+    actor: Actor,
     Path(account_id): Path<String>,
     Query(params): Query<PageParams>,
 ) -> Result<Json<Paginated<ConversationView>>> {
     let account = account(&state, &account_id).await?;
-    caller.require_account(&account.id)?;
+    require_own(&actor, &account.id)?;
     let request = PageRequest::parse(
         params.page_size.as_deref(),
         params.cursor.as_deref(),
@@ -118,7 +128,7 @@ async fn list(
         .store
         .threads_of(&account.id, request.anchor.clone(), request.limit)
         .await?;
-    let reader = caller.reader_for(&account.id);
+    let reader = reader_for(&actor, &account.id);
     let mut views = HashMap::new();
     for thread in &window.items {
         views.insert(
@@ -143,12 +153,12 @@ struct WithParams {
 /// conversation, or 200 with the existing one between the two.
 async fn create(
     State(state): State<AppState>,
-    caller: Caller,
+    actor: Actor,
     Path(account_id): Path<String>,
     Query(params): Query<WithParams>,
 ) -> Result<(StatusCode, Json<ConversationView>)> {
     let account = account(&state, &account_id).await?;
-    caller.require_account(&account.id)?;
+    require_own(&actor, &account.id)?;
     let with = match params.with.as_deref().map(str::trim) {
         None | Some("") => {
             return Err(ApiError::bad_request(
@@ -172,18 +182,18 @@ async fn create(
         .await?;
     Ok((
         super::created_or_found(created),
-        Json(conversation_view(&state, &thread, &caller.reader_for(&account.id)).await?),
+        Json(conversation_view(&state, &thread, &reader_for(&actor, &account.id)).await?),
     ))
 }
 
 /// `GET /api/account/:account_id/conversation/:conversation_id` → Conversation.
 async fn show(
     State(state): State<AppState>,
-    caller: Caller,
+    actor: Actor,
     Path((account_id, id)): Path<(String, String)>,
 ) -> Result<Json<ConversationView>> {
-    let (account, thread) = conversation(&state, &caller, &account_id, &id).await?;
-    let reader = caller.reader_for(&account.id);
+    let (account, thread) = conversation(&state, &actor, &account_id, &id).await?;
+    let reader = reader_for(&actor, &account.id);
     Ok(Json(conversation_view(&state, &thread, &reader).await?))
 }
 
@@ -191,11 +201,11 @@ async fn show(
 /// `Paginated<Message>`.
 async fn list_messages(
     State(state): State<AppState>,
-    caller: Caller,
+    actor: Actor,
     Path((account_id, id)): Path<(String, String)>,
     Query(params): Query<PageParams>,
 ) -> Result<Json<Paginated<ChatMessageView>>> {
-    let (_, thread) = conversation(&state, &caller, &account_id, &id).await?;
+    let (_, thread) = conversation(&state, &actor, &account_id, &id).await?;
     let request = PageRequest::parse(
         params.page_size.as_deref(),
         params.cursor.as_deref(),
@@ -227,18 +237,37 @@ struct PostText {
 /// sent by the account and broadcast as `message:new` (threads-API shape) to the thread's room.
 async fn post_message(
     State(state): State<AppState>,
-    caller: Caller,
+    actor: Actor,
     Path((account_id, id)): Path<(String, String)>,
     idempotency: IdempotencyKey,
     Json(req): Json<PostText>,
 ) -> Result<(StatusCode, Json<ChatMessageView>)> {
-    let author = UserId::parse(&account_id).ok();
-    caller.throttle(&state.limits.posts, author.as_ref())?;
-    let (account, thread) = conversation(&state, &caller, &account_id, &id).await?;
-    let key = client_message_id(req.client_message_id.as_deref(), idempotency)?;
-    let new =
-        NewMessage::new(account.id.clone(), Some(&req.text), &[] as &[&str])?.with_client_id(key);
-    let posted = state.chat.post(&thread.id, new).await?;
+    // The account the path names posts: in jwt mode only the caller's own (checked below), so
+    // the caller's bucket pays even for a refused attempt.
+    let poster = Actor {
+        user: match UserId::parse(&account_id) {
+            Ok(named) if !actor.verified => named,
+            _ => actor.user.clone(),
+        },
+        ..actor.clone()
+    };
+    let mut account = None;
+    let lookup = async {
+        let (found, thread) = conversation(&state, &actor, &account_id, &id).await?;
+        account = Some(found);
+        Ok(thread)
+    };
+    let posted = state
+        .chat
+        .post_in(&poster, lookup, |author| {
+            let key = client_message_id(req.client_message_id.as_deref(), idempotency)?;
+            Ok(
+                NewMessage::new(author.clone(), Some(&req.text), &[] as &[&str])?
+                    .with_client_id(key),
+            )
+        })
+        .await?;
+    let account = account.ok_or_else(|| ApiError::Internal("the conversation's account".into()))?;
     let names = HashMap::from([(account.id.clone(), account.name.clone())]);
     Ok((
         super::created_or_found(posted.created),

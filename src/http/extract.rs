@@ -1,8 +1,6 @@
 //! axum's extractors, with their rejections turned into [`ApiError`]s, so malformed input gets
 //! the same JSON error shape as every other failure.
 
-use std::net::IpAddr;
-
 use axum::{
     extract::{
         FromRequest, FromRequestParts,
@@ -13,9 +11,8 @@ use axum::{
 };
 
 use crate::{
-    domain::{ClientMessageId, Thread, UserId},
+    domain::{Actor, ClientMessageId, UserId},
     error::ApiError,
-    limits::RateLimit,
     state::AppState,
 };
 
@@ -97,55 +94,8 @@ impl From<MultipartRejection> for ApiError {
 ///
 /// In `open` mode a trusted gateway names the user in `X-User-Id`, and a request naming nobody
 /// is `"me"`, as in the stub; no access rule applies. In `jwt` mode the bearer token's subject is
-/// the caller (`X-User-Id` is ignored), and the access rules below apply.
-pub struct Caller {
-    pub id: UserId,
-    /// The identity comes from a verified token: access rules apply.
-    pub verified: bool,
-    /// The client's address, when a rate limit keys on it.
-    pub ip: Option<IpAddr>,
-}
-
-impl Caller {
-    /// Takes one from the caller's buckets of `limit`: the user's when the caller is someone,
-    /// and the address's. The user is the token's in `jwt` mode (so nobody drains another's
-    /// bucket by naming them); in `open` mode `as_user` (the account an accounts-API path acts
-    /// as), else the caller. Anonymous callers share only their address's bucket.
-    pub fn throttle(&self, limit: &RateLimit, as_user: Option<&UserId>) -> Result<(), ApiError> {
-        let user = if self.verified { None } else { as_user }
-            .or(Some(&self.id))
-            .filter(|user| **user != UserId::anonymous());
-        Ok(limit.check(user, self.ip)?)
-    }
-
-    /// Only members of a thread read it, read its messages, post to it.
-    pub fn require_member(&self, thread: &Thread) -> Result<(), ApiError> {
-        if self.verified && !thread.has_member(&self.id) {
-            return Err(ApiError::Forbidden("not_a_member"));
-        }
-        Ok(())
-    }
-
-    /// Who reads on behalf of `account` in the accounts API (for unread counts): the caller when
-    /// identified, else the account the path names.
-    pub fn reader_for(&self, account: &UserId) -> UserId {
-        if self.id == UserId::anonymous() {
-            account.clone()
-        } else {
-            self.id.clone()
-        }
-    }
-
-    /// Accounts API paths name the caller's own account.
-    pub fn require_account(&self, account: &UserId) -> Result<(), ApiError> {
-        if self.verified && *account != self.id {
-            return Err(ApiError::Forbidden("not_your_account"));
-        }
-        Ok(())
-    }
-}
-
-impl FromRequestParts<AppState> for Caller {
+/// the caller (`X-User-Id` is ignored), and `chat` applies the access rules.
+impl FromRequestParts<AppState> for Actor {
     type Rejection = ApiError;
 
     async fn from_request_parts(
@@ -160,14 +110,14 @@ impl FromRequestParts<AppState> for Caller {
                 .and_then(|v| v.to_str().ok());
             return auth
                 .verify_bearer(header)
-                .map(|id| Self {
-                    id,
+                .map(|user| Self {
+                    user,
                     verified: true,
                     ip,
                 })
                 .map_err(|e| ApiError::Unauthorized(e.code()));
         }
-        let id = match parts.headers.get("x-user-id") {
+        let user = match parts.headers.get("x-user-id") {
             None => UserId::anonymous(),
             Some(value) => value
                 .to_str()
@@ -178,7 +128,7 @@ impl FromRequestParts<AppState> for Caller {
                 })?,
         };
         Ok(Self {
-            id,
+            user,
             verified: false,
             ip,
         })

@@ -12,9 +12,9 @@ use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 use tokio_util::io::ReaderStream;
 
-use super::extract::{Caller, Json, Multipart, Path};
+use super::extract::{Json, Multipart, Path};
 use crate::{
-    domain::{FileId, FileRecord, FileStatus, Timestamp},
+    domain::{Actor, FileId, FileRecord, FileStatus, Timestamp},
     error::{ApiError, Result},
     state::AppState,
     views::FileView,
@@ -50,11 +50,11 @@ fn multipart_error(e: MultipartError) -> ApiError {
 /// The status turns `ready` once the bytes are fsynced into place.
 async fn upload(
     State(state): State<AppState>,
-    caller: Caller,
+    actor: Actor,
     Multipart(mut multipart): Multipart,
 ) -> Result<(StatusCode, Json<FileView>)> {
-    caller.throttle(&state.limits.uploads, None)?;
-    let uploader = caller.id;
+    state.limits.uploads.check_actor(&actor)?;
+    let uploader = actor.user;
     let max = state.config.max_upload_bytes;
     let mut field = loop {
         match multipart.next_field().await.map_err(multipart_error)? {
@@ -131,38 +131,27 @@ async fn upload(
     Ok((StatusCode::CREATED, Json(FileView::from(&record))))
 }
 
-/// In `jwt` mode a file is visible to its uploader and to the members of the threads whose
-/// messages reference it.
-async fn visible_file(state: &AppState, caller: &Caller, raw_id: &str) -> Result<FileRecord> {
-    let file = state.store.file(&file_id(raw_id)?).await?;
-    if !caller.verified || file.uploader == caller.id {
-        return Ok(file);
-    }
-    for thread in state.store.file_threads(&file.id).await? {
-        if state.store.thread(&thread).await?.has_member(&caller.id) {
-            return Ok(file);
-        }
-    }
-    Err(ApiError::Forbidden("not_a_member"))
+async fn visible_file(state: &AppState, actor: &Actor, raw_id: &str) -> Result<FileRecord> {
+    state.chat.file(actor, &file_id(raw_id)?).await
 }
 
 /// `GET /api/files/:id/status` → `{id, name, url, status}`; unknown → 404 `not_found`.
 async fn status(
     State(state): State<AppState>,
-    caller: Caller,
+    actor: Actor,
     Path(id): Path<String>,
 ) -> Result<Json<FileView>> {
-    let file = visible_file(&state, &caller, &id).await?;
+    let file = visible_file(&state, &actor, &id).await?;
     Ok(Json(FileView::from(&file)))
 }
 
 /// `GET /api/files/:id` → the bytes, with their content type and length.
 async fn download(
     State(state): State<AppState>,
-    caller: Caller,
+    actor: Actor,
     Path(id): Path<String>,
 ) -> Result<Response> {
-    let record = visible_file(&state, &caller, &id).await?;
+    let record = visible_file(&state, &actor, &id).await?;
     match record.status {
         FileStatus::Ready => {}
         FileStatus::Processing => return Err(ApiError::Conflict("file_not_ready")),

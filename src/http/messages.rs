@@ -9,11 +9,11 @@ use axum::{
 use serde::{Deserialize, Serialize};
 
 use super::{
-    extract::{Caller, IdempotencyKey, Json, Path, Query, client_message_id},
+    extract::{IdempotencyKey, Json, Path, Query, client_message_id},
     threads::thread_id,
 };
 use crate::{
-    domain::{MessageId, NewMessage},
+    domain::{Actor, MessageId, NewMessage},
     error::{ApiError, Result},
     state::AppState,
     store::Anchor,
@@ -51,12 +51,11 @@ struct MessagePage {
 /// first. `nextCursor` is the id of the page's last message while more follow, else `null`.
 async fn list(
     State(state): State<AppState>,
-    caller: Caller,
+    actor: Actor,
     Path(id): Path<String>,
     Query(params): Query<ListParams>,
 ) -> Result<Json<MessagePage>> {
-    let thread = thread_id(&id)?;
-    caller.require_member(&state.store.thread(&thread).await?)?;
+    let thread = state.chat.thread(&actor, &thread_id(&id)?).await?.id;
     let limit = parse_limit(params.limit.as_deref())?;
     let anchor = match params.cursor.as_deref() {
         None | Some("") => Anchor::Oldest,
@@ -110,22 +109,19 @@ struct Created {
 async fn create(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    caller: Caller,
+    actor: Actor,
     idempotency: IdempotencyKey,
     Json(req): Json<PostMessage>,
 ) -> Result<(StatusCode, Json<Created>)> {
-    caller.throttle(&state.limits.posts, None)?;
     let thread = thread_id(&id)?;
-    // Unknown thread first, as the stub checks it before the body.
-    caller.require_member(&state.store.thread(&thread).await?)?;
-    let key = client_message_id(req.client_message_id.as_deref(), idempotency)?;
-    let new = NewMessage::new(
-        caller.id,
-        req.body.as_deref(),
-        &req.file_ids.unwrap_or_default(),
-    )?
-    .with_client_id(key);
-    let posted = state.chat.post(&thread, new).await?;
+    let posted = state
+        .chat
+        .post(&actor, &thread, |author| {
+            let key = client_message_id(req.client_message_id.as_deref(), idempotency)?;
+            let files = req.file_ids.unwrap_or_default();
+            Ok(NewMessage::new(author.clone(), req.body.as_deref(), &files)?.with_client_id(key))
+        })
+        .await?;
     Ok((
         super::created_or_found(posted.created),
         Json(Created {
@@ -150,16 +146,13 @@ fn message_id(raw: &str) -> Result<MessageId> {
 async fn edit(
     State(state): State<AppState>,
     Path((thread, message)): Path<(String, String)>,
-    caller: Caller,
+    actor: Actor,
     Json(req): Json<EditMessage>,
 ) -> Result<Json<Created>> {
-    caller.throttle(&state.limits.posts, None)?;
-    let thread = thread_id(&thread)?;
-    caller.require_member(&state.store.thread(&thread).await?)?;
-    let message = message_id(&message)?;
+    let (thread, message) = (thread_id(&thread)?, message_id(&message)?);
     let view = state
         .chat
-        .edit(&thread, &message, &caller.id, req.body.as_deref())
+        .edit(&actor, &thread, &message, req.body.as_deref())
         .await?;
     Ok(Json(Created { message: view }))
 }
@@ -170,12 +163,10 @@ async fn edit(
 async fn remove(
     State(state): State<AppState>,
     Path((thread, message)): Path<(String, String)>,
-    caller: Caller,
+    actor: Actor,
 ) -> Result<StatusCode> {
-    let thread = thread_id(&thread)?;
-    caller.require_member(&state.store.thread(&thread).await?)?;
-    let message = message_id(&message)?;
-    state.chat.delete(&thread, &message, &caller.id).await?;
+    let (thread, message) = (thread_id(&thread)?, message_id(&message)?);
+    state.chat.delete(&actor, &thread, &message).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -197,13 +188,11 @@ struct ReadPosition {
 async fn mark_read(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    caller: Caller,
+    actor: Actor,
     Json(req): Json<ReadRequest>,
 ) -> Result<Json<ReadPosition>> {
-    let thread = thread_id(&id)?;
-    caller.require_member(&state.store.thread(&thread).await?)?;
-    let message = message_id(&req.message_id)?;
-    let position = state.chat.mark_read(&thread, &caller.id, &message).await?;
+    let (thread, message) = (thread_id(&id)?, message_id(&req.message_id)?);
+    let position = state.chat.mark_read(&actor, &thread, &message).await?;
     Ok(Json(ReadPosition {
         message_id: position,
     }))

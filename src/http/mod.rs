@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod conversations;
+pub mod error;
 pub mod extract;
 pub mod files;
 pub mod health;

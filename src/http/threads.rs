@@ -8,10 +8,10 @@ use axum::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::extract::{Caller, Json, Path};
+use super::extract::{Json, Path};
 use crate::{
     domain::{
-        MemberSet, Thread, ThreadId, Timestamp, UserId,
+        Actor, MemberSet, Thread, ThreadId, Timestamp, UserId,
         thread::{MAX_MEMBERS, MAX_TITLE_CHARS, MemberSetError},
     },
     error::{ApiError, Result},
@@ -43,7 +43,7 @@ pub fn thread_id(raw: &str) -> Result<ThreadId> {
 /// thread that has the same members (order and duplicates ignored).
 async fn create_or_resolve(
     State(state): State<AppState>,
-    caller: Caller,
+    actor: Actor,
     Json(req): Json<CreateThread>,
 ) -> Result<(StatusCode, Json<ThreadView>)> {
     let members = req
@@ -59,7 +59,7 @@ async fn create_or_resolve(
             format!("a thread has at most {MAX_MEMBERS} members"),
         ),
     })?;
-    if caller.verified && !members.listed().contains(&caller.id) {
+    if actor.verified && !members.listed().contains(&actor.user) {
         // Nobody creates threads for others to be in without them.
         return Err(ApiError::Forbidden("not_a_member"));
     }
@@ -103,13 +103,12 @@ async fn create_or_resolve(
 /// `thread_not_found`.
 async fn show(
     State(state): State<AppState>,
-    caller: Caller,
+    actor: Actor,
     Path(id): Path<String>,
 ) -> Result<Json<ThreadView>> {
-    let thread = state.store.thread(&thread_id(&id)?).await?;
-    caller.require_member(&thread)?;
+    let thread = state.chat.thread(&actor, &thread_id(&id)?).await?;
     let mut view = thread_view(state.store.as_ref(), &thread).await?;
-    view.unread_count = Some(state.store.unread_count(&thread.id, &caller.id).await?);
+    view.unread_count = Some(state.store.unread_count(&thread.id, &actor.user).await?);
     Ok(Json(view))
 }
 
@@ -122,13 +121,11 @@ struct Presence {
 /// thread's room, on any node.
 async fn presence(
     State(state): State<AppState>,
-    caller: Caller,
+    actor: Actor,
     Path(id): Path<String>,
 ) -> Result<Json<Presence>> {
-    let thread = state.store.thread(&thread_id(&id)?).await?;
-    caller.require_member(&thread)?;
     Ok(Json(Presence {
-        online: state.chat.online(&thread.id).await,
+        online: state.chat.online(&actor, &thread_id(&id)?).await?,
     }))
 }
 

@@ -5,9 +5,11 @@ use serde_json::Value;
 
 use crate::{
     domain::{MessageId, ThreadId},
-    limits::RateLimited,
+    error::ApiError,
     views::MessageView,
 };
+
+pub use crate::fanout::{MESSAGE_DELETED, MESSAGE_NEW, MESSAGE_UPDATED, RECEIPT};
 
 /// `message:send`'s payload. Wrong types are refused by the parser (`invalid_payload`); the
 /// values go through the same validation as the REST post.
@@ -24,15 +26,9 @@ pub struct SendMessage {
 pub const THREAD_JOIN: &str = "thread:join";
 /// Client → server: leave a thread's room. Payload `{threadId}`.
 pub const THREAD_LEAVE: &str = "thread:leave";
-/// Server → room: a message was created. Payload `{message}`.
-pub const MESSAGE_NEW: &str = "message:new";
 /// Client → server: post a message. Payload `{threadId, body, fileIds?, clientMessageId?}`;
 /// ack `{ok: true, message}` or `{error}`.
 pub const MESSAGE_SEND: &str = "message:send";
-/// Server → room: the author edited a message. Payload `{message}`.
-pub const MESSAGE_UPDATED: &str = "message:updated";
-/// Server → room: the author deleted a message. Payload `{threadId, messageId}`.
-pub const MESSAGE_DELETED: &str = "message:deleted";
 /// Client → server: `{threadId, typing}`; server → the room's other users:
 /// `{threadId, userId, typing}`.
 pub const TYPING: &str = "typing";
@@ -41,8 +37,6 @@ pub const PRESENCE: &str = "presence";
 /// Client → server: `{threadId, messageId}` moves the reader's position forward; ack
 /// `{ok: true, messageId}` (the position afterwards).
 pub const THREAD_READ: &str = "thread:read";
-/// Server → room: `{threadId, userId, messageId}` when a read position moved.
-pub const RECEIPT: &str = "receipt";
 
 /// `typing`'s payload.
 #[derive(Debug, serde::Deserialize)]
@@ -63,13 +57,13 @@ pub struct Read {
 /// Every acknowledgement is `{ok: true, ...}` or `{error: "<code>"}`.
 #[derive(Debug, Serialize)]
 #[serde(untagged)]
-pub enum Ack<'a> {
+pub enum Ack {
     Ok {
         ok: bool,
     },
     Sent {
         ok: bool,
-        message: &'a MessageView,
+        message: MessageView,
     },
     Joined {
         ok: bool,
@@ -80,7 +74,7 @@ pub enum Ack<'a> {
     Read {
         ok: bool,
         #[serde(rename = "messageId")]
-        message_id: &'a MessageId,
+        message_id: MessageId,
     },
     Error {
         error: &'static str,
@@ -93,12 +87,12 @@ pub enum Ack<'a> {
     },
 }
 
-impl<'a> Ack<'a> {
+impl Ack {
     pub fn ok() -> Self {
         Self::Ok { ok: true }
     }
 
-    pub fn sent(message: &'a MessageView) -> Self {
+    pub fn sent(message: MessageView) -> Self {
         Self::Sent { ok: true, message }
     }
 
@@ -110,7 +104,7 @@ impl<'a> Ack<'a> {
         }
     }
 
-    pub fn read(message_id: &'a MessageId) -> Self {
+    pub fn read(message_id: MessageId) -> Self {
         Self::Read {
             ok: true,
             message_id,
@@ -120,11 +114,17 @@ impl<'a> Ack<'a> {
     pub fn error(code: &'static str) -> Self {
         Self::Error { error: code }
     }
+}
 
-    pub fn limited(limited: RateLimited) -> Self {
-        Self::Limited {
-            error: "rate_limited",
-            retry_after: limited.retry_after_secs(),
+/// A failed event's ack: its code, and how long to wait when it was rate limited.
+impl From<&ApiError> for Ack {
+    fn from(e: &ApiError) -> Self {
+        match e {
+            ApiError::RateLimited(limited) => Self::Limited {
+                error: e.code(),
+                retry_after: limited.retry_after_secs(),
+            },
+            _ => Self::Error { error: e.code() },
         }
     }
 }

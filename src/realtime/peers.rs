@@ -2,26 +2,23 @@
 //!
 //! Each node delivers `message:new`, `message:updated` and `message:deleted` to its own sockets,
 //! and publishes them on one Redis channel with the message's position in its thread. Every
-//! other node takes them from there and delivers them to its sockets under its own thread
-//! sequencer (see [`Chat::peer_turn`]): after any stored messages its sockets lack before that
-//! position, and not at all when they had it already (it came first from the store, or in a
-//! rejoin's replay). So a node's sockets get a thread's messages in the store's order, once,
-//! however the events of several nodes interleave on the way.
+//! other node takes them from there and hands them to its fan-out ([`Fanout::relay`]), which
+//! delivers them in the thread's order: after any stored messages its sockets lack before that
+//! position, and not at all when they had it already. This module never calls into `chat`.
 //!
 //! Other events (typing, presence, receipts) need no ordering and go through socketioxide's
 //! Redis adapter, which also lists rooms across nodes.
 
 use std::{sync::Arc, time::Duration};
 
+use async_trait::async_trait;
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
-use socketioxide::{SocketIo, adapter::Adapter};
 
-use super::{ThreadEvent, rooms};
 use crate::{
-    chat::Chat,
     domain::{MessageId, ThreadId},
+    fanout::{self, Fanout, Payload},
 };
 
 const CHANNEL: &str = "threadline:thread-events";
@@ -36,11 +33,11 @@ pub struct Peers {
 struct Outgoing<'a> {
     node: &'a str,
     thread: &'a ThreadId,
-    event: &'static str,
+    event: &'a str,
     /// The position of the message the event is about.
     seq: u64,
     id: &'a MessageId,
-    data: super::EventPayload<'a>,
+    data: &'a Payload<'a>,
 }
 
 #[derive(Deserialize)]
@@ -63,20 +60,45 @@ impl Peers {
         })
     }
 
-    pub async fn publish(
+    /// Delivers the other nodes' events to this node's sockets, for as long as the server
+    /// runs; reconnects (with a pause) when the subscription drops.
+    pub fn listen(&self, client: redis::Client, fanout: Arc<Fanout>) {
+        let node = self.node.clone();
+        tokio::spawn(async move {
+            loop {
+                match subscribe(&client).await {
+                    Ok(mut pubsub) => {
+                        let mut messages = pubsub.on_message();
+                        while let Some(msg) = messages.next().await {
+                            deliver(&node, msg.get_payload_bytes(), &fanout).await;
+                        }
+                        tracing::warn!("thread-events subscription ended; resubscribing");
+                    }
+                    Err(e) => tracing::error!(error = %e, "subscribing to thread events failed"),
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        });
+    }
+}
+
+#[async_trait]
+impl fanout::Peers for Peers {
+    async fn publish(
         &self,
         thread: &ThreadId,
-        event: ThreadEvent<'_>,
+        event: &str,
         seq: u64,
         id: &MessageId,
+        payload: &Payload<'_>,
     ) {
         let outgoing = Outgoing {
             node: &self.node,
             thread,
-            event: event.name(),
+            event,
             seq,
             id,
-            data: event.payload(),
+            data: payload,
         };
         let Ok(bytes) = serde_json::to_vec(&outgoing) else {
             return;
@@ -91,27 +113,6 @@ impl Peers {
             tracing::error!(error = %e, "publishing a thread event to the other nodes failed");
         }
     }
-
-    /// Delivers the other nodes' events to this node's sockets, for as long as the server
-    /// runs; reconnects (with a pause) when the subscription drops.
-    pub fn listen<A: Adapter>(&self, client: redis::Client, chat: Arc<Chat>, io: SocketIo<A>) {
-        let node = self.node.clone();
-        tokio::spawn(async move {
-            loop {
-                match subscribe(&client).await {
-                    Ok(mut pubsub) => {
-                        let mut messages = pubsub.on_message();
-                        while let Some(msg) = messages.next().await {
-                            deliver(&node, msg.get_payload_bytes(), &chat, &io).await;
-                        }
-                        tracing::warn!("thread-events subscription ended; resubscribing");
-                    }
-                    Err(e) => tracing::error!(error = %e, "subscribing to thread events failed"),
-                }
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
-        });
-    }
 }
 
 async fn subscribe(client: &redis::Client) -> redis::RedisResult<redis::aio::PubSub> {
@@ -120,7 +121,7 @@ async fn subscribe(client: &redis::Client) -> redis::RedisResult<redis::aio::Pub
     Ok(pubsub)
 }
 
-async fn deliver<A: Adapter>(node: &str, bytes: &[u8], chat: &Chat, io: &SocketIo<A>) {
+async fn deliver(node: &str, bytes: &[u8], fanout: &Fanout) {
     let incoming: Incoming<'_> = match serde_json::from_slice(bytes) {
         Ok(incoming) => incoming,
         Err(e) => {
@@ -131,15 +132,13 @@ async fn deliver<A: Adapter>(node: &str, bytes: &[u8], chat: &Chat, io: &SocketI
     if incoming.node == node {
         return;
     }
-    let new_message = incoming.event == super::events::MESSAGE_NEW;
-    let Some(_turn) = chat
-        .peer_turn(&incoming.thread, new_message, incoming.seq, &incoming.id)
-        .await
-    else {
-        return;
-    };
-    let room = io.local().to(rooms::thread_room(&incoming.thread));
-    if let Err(e) = room.emit(incoming.event, incoming.data).await {
-        tracing::warn!(error = %e, "delivering a peer's thread event failed");
-    }
+    fanout
+        .relay(
+            &incoming.thread,
+            &incoming.event,
+            incoming.seq,
+            &incoming.id,
+            incoming.data,
+        )
+        .await;
 }
