@@ -3,61 +3,33 @@
 //! SQLite, and on PostgreSQL when `THREADLINE_TEST_DATABASE` names a server.
 
 use std::{
-    io::{BufRead, BufReader},
-    process::{Child, Command, Stdio},
     sync::{Arc, Mutex},
     time::Duration,
 };
 
 use serde_json::{Value, json};
+use threadline_bench::target::Target;
 
-mod common;
+#[allow(dead_code)] // this binary uses only the database choice of the API tests' helpers
+#[path = "api/helpers/mod.rs"]
+mod helpers;
 
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start(database_url: &str, data: &std::path::Path) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_threadline"))
-        .args(["--host", "127.0.0.1", "--port", "0", "--data-dir"])
-        .arg(data)
-        .args(["--database-url", database_url])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start threadline");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .trim()
-        .strip_prefix("listening on ")
-        .expect("address line")
-        .to_owned();
-    Server { child, url }
+fn start(database_url: &str) -> Target {
+    let extra = [format!("--database-url={database_url}")];
+    Target::threadline(env!("CARGO_BIN_EXE_threadline"), &extra).expect("start threadline")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_acknowledged_message_survives_kill_9() {
     let data = tempfile::tempdir().unwrap();
-    let database_url = match common::test_database_url(data.path()).await {
+    let database_url = match helpers::test_database_url(data.path()).await {
         Some(url) => url,
         None => format!("sqlite://{}/threadline.db", data.path().display()),
     };
-    let server = start(&database_url, data.path());
+    let server = start(&database_url);
     let http = reqwest::Client::new();
     let thread: Value = http
-        .post(format!("{}/api/threads", server.url))
+        .post(format!("{}/api/threads", server.url()))
         .json(&json!({"memberIds": ["crash-a", "crash-b"]}))
         .send()
         .await
@@ -73,7 +45,7 @@ async fn every_acknowledged_message_survives_kill_9() {
     let in_flight: Arc<Mutex<Vec<(usize, usize)>>> = Arc::default();
     let mut writers = Vec::new();
     for w in 0..4 {
-        let (http, url, thread) = (http.clone(), server.url.clone(), thread.clone());
+        let (http, url, thread) = (http.clone(), server.url(), thread.clone());
         let (acknowledged, in_flight) = (acknowledged.clone(), in_flight.clone());
         writers.push(tokio::spawn(async move {
             for n in 0.. {
@@ -105,10 +77,7 @@ async fn every_acknowledged_message_survives_kill_9() {
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let mut server = server;
-    server.child.kill().expect("kill -9");
-    server.child.wait().unwrap();
-    drop(server);
+    server.kill();
     for w in writers {
         w.await.unwrap();
     }
@@ -118,12 +87,12 @@ async fn every_acknowledged_message_survives_kill_9() {
         "the writers made progress before the kill"
     );
 
-    let server = start(&database_url, data.path());
+    let server = start(&database_url);
     // Clients retry what was in flight with the same key: stored at most once either way.
     let in_flight = in_flight.lock().unwrap().clone();
     for (w, n) in &in_flight {
         let status = http
-            .post(format!("{}/api/threads/{thread}/messages", server.url))
+            .post(format!("{}/api/threads/{thread}/messages", server.url()))
             .json(&json!({"body": format!("{w}:{n}"), "clientMessageId": format!("{w}:{n}")}))
             .send()
             .await
@@ -135,7 +104,7 @@ async fn every_acknowledged_message_survives_kill_9() {
     // A retry of an acknowledged post, after the restart, is answered with the original.
     let (w, n, id) = acknowledged[acknowledged.len() / 2].clone();
     let retry = http
-        .post(format!("{}/api/threads/{thread}/messages", server.url))
+        .post(format!("{}/api/threads/{thread}/messages", server.url()))
         .json(&json!({"body": format!("{w}:{n}"), "clientMessageId": format!("{w}:{n}")}))
         .send()
         .await
@@ -148,10 +117,10 @@ async fn every_acknowledged_message_survives_kill_9() {
     let mut cursor: Option<String> = None;
     loop {
         let url = match &cursor {
-            None => format!("{}/api/threads/{thread}/messages?limit=200", server.url),
+            None => format!("{}/api/threads/{thread}/messages?limit=200", server.url()),
             Some(c) => format!(
                 "{}/api/threads/{thread}/messages?limit=200&cursor={c}",
-                server.url
+                server.url()
             ),
         };
         let page: Value = http.get(url).send().await.unwrap().json().await.unwrap();

@@ -1,8 +1,6 @@
 //! Idempotent sends: a retry with the same key answers 200 with the original and stores nothing.
 
-mod common;
-
-use common::spawn_app;
+use crate::helpers::spawn_app;
 use reqwest::StatusCode;
 use serde_json::json;
 

@@ -1,26 +1,25 @@
 //! threadline's load generator: the same scenarios against threadline and against the Node
 //! baseline (the seed stub on Express + socket.io 4, `bench/node-stub`), side by side.
 //!
-//!   cargo build --release && (cd bench/node-stub && npm ci)
+//!   cargo build --release --workspace && (cd bench/node-stub && npm ci)
 //!   target/release/threadline-bench                 # every scenario, both servers
 //!   target/release/threadline-bench --help          # sizes, rates, one server only
 //!
 //! Loopback only; every loop is bounded in count and time.
 
-mod eio;
 mod rest;
 mod scenarios;
-mod target;
 
 use std::fmt::Write as _;
 
 use clap::{Parser, ValueEnum};
 use hdrhistogram::Histogram;
-
-use target::Target;
-
-pub type Error = Box<dyn std::error::Error + Send + Sync>;
-pub type Result<T, E = Error> = std::result::Result<T, E>;
+use threadline_bench::{
+    Error, Result,
+    db::{bulk_load, fresh_database},
+    eio,
+    target::{self, Target},
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Scenario {
@@ -538,23 +537,6 @@ fn report(args: &Args, all: &[Vec<Results>]) -> String {
     out
 }
 
-/// A fresh database on the PostgreSQL server `url` points at.
-async fn fresh_database(url: &str) -> Result<String> {
-    use sqlx::Connection;
-    sqlx::any::install_default_drivers();
-    let name = format!("threadline_bench_{}", std::process::id());
-    let mut admin = sqlx::AnyConnection::connect(url).await?;
-    sqlx::query(&format!("DROP DATABASE IF EXISTS {name}"))
-        .execute(&mut admin)
-        .await?;
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut admin)
-        .await?;
-    admin.close().await?;
-    let base = url.rsplit_once('/').map(|(b, _)| b).unwrap_or(url);
-    Ok(format!("{base}/{name}"))
-}
-
 /// The backends table: one column per storage backend, plus cross-node delivery.
 async fn backends(args: &Args) -> Result<String> {
     let scratch = std::env::temp_dir().join(format!("threadline-bench-db-{}", std::process::id()));
@@ -684,39 +666,6 @@ async fn backends(args: &Args) -> Result<String> {
     Ok(out)
 }
 
-/// Adds rows straight through SQL: `n` messages to thread `big`, and `n` threads that member
-/// `alice` belongs to. Portable between SQLite and PostgreSQL.
-async fn bulk_load(database_url: &str, n: i64) -> Result<()> {
-    use sqlx::Connection;
-    sqlx::any::install_default_drivers();
-    let mut db = sqlx::AnyConnection::connect(database_url).await?;
-    let series = "WITH RECURSIVE c(g) AS (SELECT 1 UNION ALL SELECT g + 1 FROM c WHERE g < $1)";
-    sqlx::query("INSERT INTO accounts (seq, id, name) VALUES (1, 'alice', 'Alice')")
-        .execute(&mut db)
-        .await?;
-    sqlx::query("INSERT INTO threads (id, title, member_ids, member_key, created_at, updated_at, last_seq) VALUES ('big', NULL, '[\"bulk\",\"big\"]', 'big,bulk', 1, 1, $1)")
-        .bind(n)
-        .execute(&mut db)
-        .await?;
-    sqlx::query(&format!("{series} INSERT INTO messages (thread_id, seq, id, author_id, body, file_ids, created_at, client_id) SELECT 'big', g, 'm' || g, 'bulk', 'bulk message', '[]', g, NULL FROM c"))
-        .bind(n)
-        .execute(&mut db)
-        .await?;
-    sqlx::query(&format!("{series} INSERT INTO threads (id, title, member_ids, member_key, created_at, updated_at) SELECT 't' || g, NULL, '[\"alice\",\"b' || g || '\"]', 'alice,b' || g, g, g FROM c"))
-        .bind(n)
-        .execute(&mut db)
-        .await?;
-    sqlx::query(&format!("{series} INSERT INTO thread_members (user_id, thread_id, activity) SELECT 'alice', 't' || g, g FROM c"))
-        .bind(n)
-        .execute(&mut db)
-        .await?;
-    if database_url.starts_with("postgres") {
-        sqlx::query("ANALYZE").execute(&mut db).await?;
-    }
-    db.close().await?;
-    Ok(())
-}
-
 /// p50 / p99 of `samples` GETs of `path`.
 async fn time_get(target: &Target, path: &str, samples: usize) -> Result<(f64, f64)> {
     let mut rest = rest::Rest::connect(target.addr).await?;
@@ -793,19 +742,15 @@ async fn scale(args: &Args) -> Result<String> {
     Ok(out)
 }
 
-/// A cursor as the accounts API encodes it, URL-escaped.
+/// A cursor as a client of the accounts API writes it (base64 of `{"sort", "lastSeen"}`, as
+/// the README documents), URL-escaped.
 fn pagination_cursor(sort: &str, last_seen: &str) -> String {
-    threadline::pagination::encode_cursor(
-        if sort == "OLDEST_FIRST" {
-            threadline::pagination::Sort::OldestFirst
-        } else {
-            threadline::pagination::Sort::NewestFirst
-        },
-        last_seen,
-    )
-    .replace('+', "%2B")
-    .replace('/', "%2F")
-    .replace('=', "%3D")
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .encode(format!(r#"{{"sort":"{sort}","lastSeen":"{last_seen}"}}"#))
+        .replace('+', "%2B")
+        .replace('/', "%2F")
+        .replace('=', "%3D")
 }
 
 fn main() -> Result<()> {

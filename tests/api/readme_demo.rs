@@ -1,8 +1,6 @@
 //! Every request the messenger README shows, verbatim, against a `--demo` server.
 
-mod common;
-
-use common::{Reply, spawn_app_with};
+use crate::helpers::{Reply, spawn_app_with};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 

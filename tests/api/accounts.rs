@@ -1,8 +1,6 @@
 //! The messenger README's accounts and conversations API, over the same store as the threads API.
 
-mod common;
-
-use common::{TestApp, spawn_app};
+use crate::helpers::{TestApp, cursor, spawn_app};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -34,12 +32,6 @@ async fn say(app: &TestApp, me: &str, conv: &str, text: &str) -> Value {
         .await;
     assert_eq!(reply.status, StatusCode::CREATED, "{reply:?}");
     reply.body
-}
-
-fn cursor(sort: &str, last_seen: &str) -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::STANDARD
-        .encode(format!(r#"{{"sort":"{sort}","lastSeen":"{last_seen}"}}"#))
 }
 
 #[tokio::test]
@@ -244,7 +236,7 @@ async fn bad_cursors_and_page_sizes_are_400() {
         cursor("NEWEST_FIRST", "bad id with spaces"),
     ];
     for bad in &bad_cursors {
-        let q = common::url_encode(bad);
+        let q = crate::helpers::url_encode(bad);
         let reply = app.get(&format!("{base}?cursor={q}")).await;
         assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{bad}");
         assert_eq!(reply.body["error"], "invalid_cursor", "{bad}");
@@ -252,7 +244,7 @@ async fn bad_cursors_and_page_sizes_are_400() {
     let conv_list = app
         .get(&format!(
             "/api/account/{b}/conversations?cursor={}",
-            common::url_encode(&cursor("NEWEST_FIRST", &other))
+            crate::helpers::url_encode(&cursor("NEWEST_FIRST", &other))
         ))
         .await;
     assert_eq!(
@@ -312,7 +304,7 @@ async fn walks_in_both_directions_cover_the_conversation_once() {
     let mut next = first.body["cursor_next"].clone();
     while let Some(c) = next.as_str() {
         let page = app
-            .get(&format!("{base}&cursor={}", common::url_encode(c)))
+            .get(&format!("{base}&cursor={}", crate::helpers::url_encode(c)))
             .await;
         assert_eq!(page.body["sort"], "OLDEST_FIRST");
         let rows: Vec<Value> = page.body["rows"]
@@ -345,7 +337,7 @@ async fn walks_in_both_directions_cover_the_conversation_once() {
         let page = app
             .get(&format!(
                 "{base}&cursor={}",
-                common::url_encode(prev.as_str().unwrap())
+                crate::helpers::url_encode(prev.as_str().unwrap())
             ))
             .await;
         let rows: Vec<Value> = page.body["rows"]
@@ -435,7 +427,7 @@ async fn conversations_list_most_recent_first_and_messages_cross_apis() {
     let older = app
         .get(&format!(
             "/api/{a}/conversation?pageSize=2&cursor={}",
-            common::url_encode(page.body["cursor_next"].as_str().unwrap())
+            crate::helpers::url_encode(page.body["cursor_next"].as_str().unwrap())
         ))
         .await;
     assert_eq!(older.body["rows"][0]["id"], ad.as_str());

@@ -2,32 +2,21 @@
 //! Its queue is bounded (`--socket-buffer`); past it, events for it are dropped, and its
 //! session is closed when it misses the heartbeat. Other clients are unaffected.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{TestApp, connect_and_join, next_text, spawn_app_with};
+use crate::helpers::{eio, joined, next_text, spawn_app_with};
 use futures_util::StreamExt;
 use serde_json::json;
-use tokio::net::{TcpSocket, TcpStream};
-use tokio_tungstenite::{WebSocketStream, client_async, tungstenite::Message};
+use tokio_tungstenite::tungstenite::Message;
 
-type Ws = WebSocketStream<TcpStream>;
-
-/// A websocket Socket.IO session joined to `thread`. A stalled client gets a tiny receive
-/// buffer, so that not reading fills the server's side quickly.
-async fn joined(app: &TestApp, thread: &str, stalled: bool) -> Ws {
-    let socket = TcpSocket::new_v4().unwrap();
-    if stalled {
-        socket.set_recv_buffer_size(4096).unwrap();
-    }
-    let stream = socket.connect(app.addr).await.unwrap();
-    let url = format!("ws://{}/ws/?EIO=4&transport=websocket", app.addr);
-    let (mut ws, _) = client_async(url, stream).await.unwrap();
-    assert!(next_text(&mut ws, WAIT).await.unwrap().starts_with('0'));
-    connect_and_join(&mut ws, thread).await;
-    ws
-}
+/// A stalled client gets a tiny receive buffer, so that not reading fills the server's side
+/// quickly.
+const STALLED: eio::Open = eio::Open {
+    source: None,
+    handshake: eio::Handshake::Minimal,
+    receive_buffer: Some(4096),
+    unbounded: false,
+};
 
 /// How long a read waits before the session counts as silent.
 const WAIT: Duration = Duration::from_secs(10);
@@ -44,8 +33,8 @@ async fn a_client_that_stops_reading_is_bounded_then_disconnected_and_others_get
     })
     .await;
     let thread = app.create_thread(&["slow", "fast"]).await;
-    let mut stalled = joined(&app, &thread, true).await;
-    let mut healthy = joined(&app, &thread, false).await;
+    let mut stalled = joined(&app, &thread, STALLED).await;
+    let mut healthy = joined(&app, &thread, eio::Open::default()).await;
 
     // The healthy client reads everything while it is posted; the stalled one reads nothing.
     const POSTS: usize = 400;

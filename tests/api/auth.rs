@@ -1,43 +1,18 @@
 //! `jwt` mode over REST: tokens are required and verified, the token's subject is the caller,
 //! and only members see or post to a thread.
 
-mod common;
-
-use common::{TestApp, spawn_app_with};
-use jsonwebtoken::{EncodingKey, Header, encode};
+use crate::helpers::{SECRET, TestApp, now, spawn_app_with, token, token_with};
 use reqwest::{
     StatusCode,
     multipart::{Form, Part},
 };
-use serde_json::{Value, json};
-
-const SECRET: &str = "test-secret-that-is-long-enough";
-
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
-fn token_with(claims: Value, secret: &str) -> String {
-    encode(
-        &Header::default(),
-        &claims,
-        &EncodingKey::from_secret(secret.as_bytes()),
-    )
-    .unwrap()
-}
-
-fn token(sub: &str) -> String {
-    token_with(json!({"sub": sub, "exp": now() + 600}), SECRET)
-}
+use serde_json::json;
 
 async fn jwt_app() -> TestApp {
     spawn_app_with(|c| c.jwt_secret = Some(SECRET.into())).await
 }
 
-async fn as_user(app: &TestApp, user: &str, req: reqwest::RequestBuilder) -> common::Reply {
+async fn as_user(app: &TestApp, user: &str, req: reqwest::RequestBuilder) -> crate::helpers::Reply {
     let _ = app;
     app.send(req.bearer_auth(token(user))).await
 }
@@ -408,7 +383,7 @@ fn key_pair(dir: &std::path::Path, kind: &str) -> (Vec<u8>, std::path::PathBuf) 
 
 #[tokio::test]
 async fn public_key_tokens_es256_and_rs256() {
-    use jsonwebtoken::Algorithm;
+    use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
     let dir = tempfile::tempdir().unwrap();
     for (kind, algorithm) in [("ec", Algorithm::ES256), ("rsa", Algorithm::RS256)] {
         let (private, public) = key_pair(dir.path(), kind);

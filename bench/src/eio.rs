@@ -1,17 +1,22 @@
 //! A minimal Socket.IO v5 / Engine.IO v4 client over a raw websocket: far cheaper per message
-//! than socket.io-client in Node, so the generator is not the bottleneck.
+//! than socket.io-client in Node, so the generator is not the bottleneck; and raw enough for the
+//! tests to misbehave with (stall, send garbage, hang up mid-packet).
 
-use std::net::{IpAddr, SocketAddr};
+use std::{
+    net::{IpAddr, SocketAddr},
+    time::Duration,
+};
 
 use clap::ValueEnum;
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::{
-    WebSocketStream, client_async,
+    WebSocketStream, client_async_with_config,
     tungstenite::{
         Message,
         client::IntoClientRequest,
         http::{HeaderName, HeaderValue},
+        protocol::WebSocketConfig,
     },
 };
 
@@ -20,8 +25,9 @@ use crate::Result;
 pub type Ws = WebSocketStream<TcpStream>;
 
 /// The headers of the websocket upgrade request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Handshake {
+    #[default]
     /// Only what the websocket handshake needs, as a bare websocket library sends it.
     Minimal,
     /// What a desktop Chrome sends from a chat page (no cookies): user agent, origin,
@@ -47,21 +53,34 @@ const BROWSER_HEADERS: [(&str, &str); 8] = [
     ("referer", "http://127.0.0.1:3000/threads/general"),
 ];
 
-/// Opens a websocket session from `source` (spread over 127.0.0.x so ports never run out) and
-/// connects to the default namespace.
-pub async fn connect(server: SocketAddr, source: IpAddr) -> Result<Ws> {
-    connect_with(server, source, Handshake::Minimal).await
+/// How a raw session opens.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Open {
+    /// The local address to connect from (spread over 127.0.0.x so ports never run out).
+    pub source: Option<IpAddr>,
+    pub handshake: Handshake,
+    /// A small kernel receive buffer: a client that then stops reading fills the server's
+    /// side quickly.
+    pub receive_buffer: Option<u32>,
+    /// No client-side bound on frame and message sizes (to send oversized ones).
+    pub unbounded: bool,
 }
 
-/// [`connect`], with the upgrade request's headers chosen.
-pub async fn connect_with(server: SocketAddr, source: IpAddr, handshake: Handshake) -> Result<Ws> {
+/// Opens a websocket session and reads the Engine.IO open packet; the Socket.IO namespace is
+/// not connected yet.
+pub async fn open(server: SocketAddr, how: &Open) -> Result<Ws> {
     let socket = TcpSocket::new_v4()?;
-    socket.bind(SocketAddr::new(source, 0))?;
+    if let Some(source) = how.source {
+        socket.bind(SocketAddr::new(source, 0))?;
+    }
+    if let Some(size) = how.receive_buffer {
+        socket.set_recv_buffer_size(size)?;
+    }
     let stream = socket.connect(server).await?;
     stream.set_nodelay(true)?;
     let mut request =
         format!("ws://{server}/ws/?EIO=4&transport=websocket").into_client_request()?;
-    if handshake == Handshake::Browser {
+    if how.handshake == Handshake::Browser {
         for (name, value) in BROWSER_HEADERS {
             request.headers_mut().insert(
                 HeaderName::from_static(name),
@@ -69,11 +88,32 @@ pub async fn connect_with(server: SocketAddr, source: IpAddr, handshake: Handsha
             );
         }
     }
-    let (mut ws, _) = client_async(request, stream).await?;
+    let config = how.unbounded.then(|| {
+        WebSocketConfig::default()
+            .max_message_size(None)
+            .max_frame_size(None)
+    });
+    let (mut ws, _) = client_async_with_config(request, stream, config).await?;
     let open = next_text(&mut ws).await?;
     if !open.starts_with('0') {
         return Err(format!("expected the Engine.IO open packet, got {open}").into());
     }
+    Ok(ws)
+}
+
+/// Opens a websocket session from `source` and connects to the default namespace.
+pub async fn connect(server: SocketAddr, source: IpAddr) -> Result<Ws> {
+    connect_with(server, source, Handshake::Minimal).await
+}
+
+/// [`connect`], with the upgrade request's headers chosen.
+pub async fn connect_with(server: SocketAddr, source: IpAddr, handshake: Handshake) -> Result<Ws> {
+    let how = Open {
+        source: Some(source),
+        handshake,
+        ..Open::default()
+    };
+    let mut ws = open(server, &how).await?;
     ws.send(Message::text("40")).await?;
     loop {
         let packet = next_text(&mut ws).await?;
@@ -81,6 +121,19 @@ pub async fn connect_with(server: SocketAddr, source: IpAddr, handshake: Handsha
             return Ok(ws);
         }
         answer_ping(&mut ws, &packet).await?;
+    }
+}
+
+/// The next text frame that is not an Engine.IO ping (pings are answered); `None` once the
+/// server closed the session or nothing came `within`.
+pub async fn next_text_within(ws: &mut Ws, within: Duration) -> Option<String> {
+    loop {
+        match tokio::time::timeout(within, ws.next()).await.ok()?? {
+            Ok(Message::Text(t)) if t.as_str() == "2" => ws.send(Message::text("3")).await.ok()?,
+            Ok(Message::Text(t)) => return Some(t.as_str().to_owned()),
+            Ok(Message::Close(_)) | Err(_) => return None,
+            Ok(_) => continue,
+        }
     }
 }
 

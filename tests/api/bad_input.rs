@@ -1,9 +1,7 @@
 //! Property: no request a client can send makes the server answer 5xx or break its JSON error
 //! shape: random JSON bodies, random query strings and random cursors on every route.
 
-mod common;
-
-use common::{TestApp, spawn_app};
+use crate::helpers::{TestApp, spawn_app};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
@@ -42,7 +40,7 @@ fn any_json() -> impl Strategy<Value = Value> {
     })
 }
 
-async fn assert_clean(app: &TestApp, reply: common::Reply, what: &str) {
+async fn assert_clean(app: &TestApp, reply: crate::helpers::Reply, what: &str) {
     assert!(
         !reply.status.is_server_error(),
         "{what} answered {}: {:?}",
@@ -112,14 +110,14 @@ proptest! {
             let w = world().await;
             let encoded_cursor = base64::engine::general_purpose::STANDARD.encode(cursor_json.to_string());
             for v in [value.as_str(), encoded_cursor.as_str()] {
-                let q = format!("{key}={}", common::url_encode(v));
+                let q = format!("{key}={}", crate::helpers::url_encode(v));
                 for path in [
                     format!("/api/threads/{}/messages?{q}", w.thread),
                     format!("/api/account/1/conversations?{q}"),
                     format!("/api/1/conversation/{}/messages?{q}", w.conv),
-                    format!("/api/1/conversation?cursor={}", common::url_encode(v)),
-                    format!("/api/threads/{}", common::url_encode(v)),
-                    format!("/api/files/{}/status", common::url_encode(v)),
+                    format!("/api/1/conversation?cursor={}", crate::helpers::url_encode(v)),
+                    format!("/api/threads/{}", crate::helpers::url_encode(v)),
+                    format!("/api/files/{}/status", crate::helpers::url_encode(v)),
                 ] {
                     let reply = w.app.get(&path).await;
                     assert_clean(&w.app, reply, &format!("GET {path}")).await;

@@ -1,5 +1,5 @@
-//! Test harness: the real server on an ephemeral loopback port, and a typed HTTP client for it.
-#![allow(dead_code)]
+//! Test harness: the real server on an ephemeral loopback port, a typed HTTP client for it,
+//! tokens and cursors, and raw Socket.IO sessions (the load generator's client).
 
 use std::net::SocketAddr;
 
@@ -11,6 +11,8 @@ use threadline::{
     store,
 };
 use tokio::sync::oneshot;
+
+pub use threadline_bench::eio::{self, Ws, next_text_within as next_text};
 
 pub struct TestApp {
     pub addr: SocketAddr,
@@ -228,33 +230,21 @@ pub fn url_encode(s: &str) -> String {
         .collect()
 }
 
-/// The next text frame of a raw Socket.IO websocket session that is not an Engine.IO ping (pings
-/// are answered); `None` once the server closed the session or nothing came `within`.
-pub async fn next_text<S>(
-    ws: &mut tokio_tungstenite::WebSocketStream<S>,
-    within: std::time::Duration,
-) -> Option<String>
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-{
-    use futures_util::{SinkExt, StreamExt};
-    use tokio_tungstenite::tungstenite::Message;
-    loop {
-        match tokio::time::timeout(within, ws.next()).await.ok()?? {
-            Ok(Message::Text(t)) if t.as_str() == "2" => ws.send(Message::text("3")).await.ok()?,
-            Ok(Message::Text(t)) => return Some(t.as_str().to_owned()),
-            Ok(Message::Close(_)) | Err(_) => return None,
-            Ok(_) => continue,
-        }
-    }
+/// Opens a raw websocket session (Engine.IO open packet read, namespace not connected).
+pub async fn ws(app: &TestApp, how: eio::Open) -> Ws {
+    eio::open(app.addr, &how).await.expect("websocket session")
+}
+
+/// A raw session connected to the default namespace and joined to `thread`'s room.
+pub async fn joined(app: &TestApp, thread: &str, how: eio::Open) -> Ws {
+    let mut ws = ws(app, how).await;
+    connect_and_join(&mut ws, thread).await;
+    ws
 }
 
 /// Connects an open raw websocket session to the default namespace and joins `thread`'s room,
 /// asserting the CONNECT answer and the `{ok: true}` ack.
-pub async fn connect_and_join<S>(ws: &mut tokio_tungstenite::WebSocketStream<S>, thread: &str)
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-{
+pub async fn connect_and_join(ws: &mut Ws, thread: &str) {
     use futures_util::SinkExt;
     use tokio_tungstenite::tungstenite::Message;
     let wait = std::time::Duration::from_secs(5);
@@ -266,4 +256,38 @@ where
     .await
     .unwrap();
     assert_eq!(next_text(ws, wait).await.unwrap(), r#"430[{"ok":true}]"#);
+}
+
+/// The HS256 secret of the suites' `jwt` mode servers.
+pub const SECRET: &str = "test-secret-that-is-long-enough";
+
+/// Seconds since the epoch, for token claims.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// A token with these claims, signed with `secret` (HS256).
+pub fn token_with(claims: Value, secret: &str) -> String {
+    use jsonwebtoken::{EncodingKey, Header, encode};
+    encode(
+        &Header::default(),
+        &claims,
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap()
+}
+
+/// A valid token for `sub`, for ten minutes.
+pub fn token(sub: &str) -> String {
+    token_with(json!({"sub": sub, "exp": now() + 600}), SECRET)
+}
+
+/// An accounts-API cursor: base64 of `{"sort", "lastSeen"}`.
+pub fn cursor(sort: &str, last_seen: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .encode(format!(r#"{{"sort":"{sort}","lastSeen":"{last_seen}"}}"#))
 }

@@ -1,17 +1,20 @@
 //! Uploads, the stub's status polling route, downloads, and files on messages.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{TestApp, spawn_app, spawn_app_with};
+use crate::helpers::{TestApp, spawn_app, spawn_app_with};
 use reqwest::{
     StatusCode,
     multipart::{Form, Part},
 };
 use serde_json::{Value, json};
 
-async fn upload(app: &TestApp, name: &str, bytes: Vec<u8>, mime: Option<&str>) -> common::Reply {
+async fn upload(
+    app: &TestApp,
+    name: &str,
+    bytes: Vec<u8>,
+    mime: Option<&str>,
+) -> crate::helpers::Reply {
     let mut part = Part::bytes(bytes).file_name(name.to_owned());
     if let Some(mime) = mime {
         part = part.mime_str(mime).unwrap();

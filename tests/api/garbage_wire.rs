@@ -1,46 +1,28 @@
 //! Garbage on the wire: random bytes, broken handshakes, wrong packet types, oversized frames
 //! and half-open connections on `/ws` leave the server up and other clients' traffic flowing.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{TestApp, connect_and_join, next_text, spawn_app};
+use crate::helpers::{TestApp, Ws, eio, joined, next_text, spawn_app, ws};
 use futures_util::SinkExt;
 use proptest::{
     strategy::{Strategy, ValueTree},
     test_runner::TestRunner,
 };
 use tokio::{io::AsyncWriteExt, net::TcpStream};
-use tokio_tungstenite::{
-    MaybeTlsStream, WebSocketStream, connect_async,
-    tungstenite::{Message, protocol::WebSocketConfig},
-};
+use tokio_tungstenite::tungstenite::Message;
 
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
+/// A raw session that may send frames of any size.
 async fn open(app: &TestApp) -> Ws {
-    let url = format!("ws://{}/ws/?EIO=4&transport=websocket", app.addr);
-    let config = WebSocketConfig::default()
-        .max_message_size(None)
-        .max_frame_size(None);
-    let (mut ws, _) = tokio_tungstenite::connect_async_with_config(url, Some(config), false)
-        .await
-        .expect("websocket");
-    let open = next_text(&mut ws, WAIT).await.expect("open packet");
-    assert!(open.starts_with('0'), "{open}");
-    ws
+    let how = eio::Open {
+        unbounded: true,
+        ..eio::Open::default()
+    };
+    ws(app, how).await
 }
 
 /// How long a read waits before the session counts as silent.
 const WAIT: Duration = Duration::from_secs(5);
-
-/// A well-behaved client: connected, joined to `thread`, ready to receive.
-async fn joined_client(app: &TestApp, thread: &str) -> Ws {
-    let mut ws = open(app).await;
-    connect_and_join(&mut ws, thread).await;
-    ws
-}
 
 /// Posts a message and checks the bystander receives it.
 async fn bystander_still_served(app: &TestApp, bystander: &mut Ws, thread: &str, text: &str) {
@@ -60,7 +42,7 @@ async fn bystander_still_served(app: &TestApp, bystander: &mut Ws, thread: &str,
 async fn garbage_on_the_socket_hurts_nobody_else() {
     let app = spawn_app().await;
     let thread = app.create_thread(&["g1", "g2"]).await;
-    let mut bystander = joined_client(&app, &thread).await;
+    let mut bystander = joined(&app, &thread, eio::Open::default()).await;
 
     // Raw bytes instead of HTTP, and a request cut off mid-headers (half-open).
     let mut runner = TestRunner::deterministic();
@@ -130,9 +112,7 @@ async fn garbage_on_the_socket_hurts_nobody_else() {
     bystander_still_served(&app, &mut bystander, &thread, "after oversized frames").await;
 
     // A websocket client that connects and then never reads or answers pings.
-    let (mute, _) = connect_async(format!("ws://{}/ws/?EIO=4&transport=websocket", app.addr))
-        .await
-        .unwrap();
+    let mute = ws(&app, eio::Open::default()).await;
     bystander_still_served(&app, &mut bystander, &thread, "with a mute client").await;
 
     assert_eq!(app.get("/healthz").await.status.as_u16(), 200);

@@ -1,8 +1,6 @@
 //! The stub's threads and messages REST contract.
 
-mod common;
-
-use common::spawn_app;
+use crate::helpers::spawn_app;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
@@ -349,7 +347,9 @@ async fn cors_allows_any_origin_by_default() {
 
 #[tokio::test]
 async fn cors_allow_list_is_enforced_for_rest_and_socket_io() {
-    let app = common::spawn_app_with(|c| c.cors_origins = vec!["http://good.example".into()]).await;
+    let app =
+        crate::helpers::spawn_app_with(|c| c.cors_origins = vec!["http://good.example".into()])
+            .await;
     for path in ["/api/threads/x", "/ws/?EIO=4&transport=polling"] {
         let good = app
             .send(

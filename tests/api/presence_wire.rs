@@ -3,23 +3,17 @@
 //! socketioxide may take the socket out of its rooms before the disconnect handler runs, so
 //! presence must not depend on the rooms it still lists then.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{TestApp, next_text, spawn_app};
+use crate::helpers::{TestApp, Ws, eio, next_text, spawn_app, ws};
 use futures_util::SinkExt;
-use tokio::net::TcpStream;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async, tungstenite::Message};
+use tokio_tungstenite::tungstenite::Message;
 
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 const WAIT: Duration = Duration::from_secs(5);
 
 /// A session identified as `user`, joined to `thread`; its own presence event is read.
-async fn joined(app: &TestApp, user: &str, thread: &str) -> Ws {
-    let url = format!("ws://{}/ws/?EIO=4&transport=websocket", app.addr);
-    let (mut ws, _) = connect_async(url).await.expect("websocket");
-    assert!(next_text(&mut ws, WAIT).await.unwrap().starts_with('0'));
+async fn joined_as(app: &TestApp, user: &str, thread: &str) -> Ws {
+    let mut ws = ws(app, eio::Open::default()).await;
     ws.send(Message::text(format!(r#"40{{"userId":"{user}"}}"#)))
         .await
         .unwrap();
@@ -50,9 +44,9 @@ async fn presence(ws: &mut Ws) -> String {
 async fn a_client_that_says_goodbye_and_hangs_up_goes_offline() {
     let app = spawn_app().await;
     let thread = app.create_thread(&["dan", "eve"]).await;
-    let mut dan = joined(&app, "dan", &thread).await;
+    let mut dan = joined_as(&app, "dan", &thread).await;
     for round in 0..200 {
-        let mut eve = joined(&app, "eve", &thread).await;
+        let mut eve = joined_as(&app, "eve", &thread).await;
         assert_eq!(
             presence(&mut dan).await,
             r#"["dan","eve"]"#,

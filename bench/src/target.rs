@@ -5,6 +5,7 @@ use std::{
     net::SocketAddr,
     path::PathBuf,
     process::{Child, Command, Stdio},
+    sync::atomic::{AtomicUsize, Ordering},
 };
 
 use crate::Result;
@@ -26,8 +27,14 @@ impl Drop for TempDir {
 }
 
 impl Target {
+    /// threadline from `bin`, on a loopback port it picks, with a scratch `--data-dir`.
     pub fn threadline(bin: &str, extra: &[String]) -> Result<Self> {
-        let dir = std::env::temp_dir().join(format!("threadline-bench-{}", std::process::id()));
+        static STARTED: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "threadline-bench-{}-{}",
+            std::process::id(),
+            STARTED.fetch_add(1, Ordering::Relaxed)
+        ));
         let mut cmd = Command::new(bin);
         cmd.args(["--host", "127.0.0.1", "--port", "0", "--data-dir"])
             .arg(&dir)
@@ -65,6 +72,16 @@ impl Target {
         })
     }
 
+    /// `http://` and the address it listens on.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops the server at once with SIGKILL, as a crash would.
+    pub fn kill(self) {
+        drop(self);
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
@@ -99,6 +116,7 @@ impl Target {
 }
 
 impl Drop for Target {
+    /// SIGKILL: nothing the server has not committed survives.
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();

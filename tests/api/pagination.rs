@@ -2,10 +2,7 @@
 //! size, following `cursor_next` visits every older message once and ends, and following
 //! `cursor_prev` visits every newer message once, including ones created during the walk.
 
-mod common;
-
-use base64::Engine;
-use common::{TestApp, spawn_app};
+use crate::helpers::{self, TestApp, spawn_app, url_encode};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
@@ -24,12 +21,9 @@ fn step() -> impl Strategy<Value = Step> {
     ]
 }
 
+/// A cursor as it goes in a query string.
 fn cursor(sort: &str, last_seen: &str) -> String {
-    base64::engine::general_purpose::STANDARD
-        .encode(format!(r#"{{"sort":"{sort}","lastSeen":"{last_seen}"}}"#))
-        .replace('+', "%2B")
-        .replace('/', "%2F")
-        .replace('=', "%3D")
+    url_encode(&helpers::cursor(sort, last_seen))
 }
 
 struct Walk<'a> {

@@ -2,12 +2,9 @@
 //! 429 with `Retry-After` and the JSON error body; other users and addresses go on unaffected.
 //! On by default in `jwt` mode, only where configured in `open` mode.
 
-mod common;
-
 use std::{net::IpAddr, time::Duration};
 
-use common::{Reply, TestApp, spawn_app_with};
-use jsonwebtoken::{EncodingKey, Header, encode};
+use crate::helpers::{Reply, SECRET, TestApp, spawn_app_with, token};
 use reqwest::{
     StatusCode,
     multipart::{Form, Part},
@@ -17,22 +14,6 @@ use threadline::{
     config::{Rate, Setting},
     limits::defaults,
 };
-
-const SECRET: &str = "limits-test-secret-long-enough";
-
-fn token(sub: &str) -> String {
-    let exp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 600;
-    encode(
-        &Header::default(),
-        &json!({"sub": sub, "exp": exp}),
-        &EncodingKey::from_secret(SECRET.as_bytes()),
-    )
-    .unwrap()
-}
 
 fn rate(raw: &str) -> Option<Setting<Rate>> {
     Some(raw.parse().unwrap())

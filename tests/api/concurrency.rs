@@ -1,10 +1,8 @@
 //! Many writers on one thread: nothing lost, nothing reordered.
 
-mod common;
-
 use std::collections::HashSet;
 
-use common::spawn_app;
+use crate::helpers::spawn_app;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_posts_to_one_thread_keep_count_and_order() {
