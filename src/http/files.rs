@@ -14,7 +14,10 @@ use tokio_util::io::ReaderStream;
 
 use super::extract::{Json, Multipart, Path};
 use crate::{
-    domain::{Actor, FileId, FileRecord, FileStatus, Timestamp},
+    domain::{
+        Actor, FileId, FileRecord, FileStatus, Timestamp,
+        file::{SNIFF_BYTES, sniff_content_type},
+    },
     error::{ApiError, Result},
     state::AppState,
     views::FileView,
@@ -69,27 +72,21 @@ async fn upload(
         }
     };
     let name = display_name(field.file_name().unwrap_or_default());
-    let content_type = field
-        .content_type()
-        .filter(|ct| !ct.is_empty() && *ct != "application/octet-stream")
-        .map(str::to_owned)
-        .unwrap_or_else(|| {
-            mime_guess::from_path(&name)
-                .first_or_octet_stream()
-                .to_string()
-        });
 
     let id = FileId::generate();
     let blobs = &state.blobs;
     let (mut file, partial) = blobs.create_partial(&id).await.map_err(internal)?;
     let mut hasher = Sha256::new();
     let mut size: u64 = 0;
+    let mut head = Vec::new();
     let received: Result<()> = async {
         while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
             size += chunk.len() as u64;
             if size > max {
                 return Err(ApiError::PayloadTooLarge);
             }
+            let wanted = SNIFF_BYTES.saturating_sub(head.len()).min(chunk.len());
+            head.extend_from_slice(&chunk[..wanted]);
             hasher.update(&chunk);
             file.write_all(&chunk).await.map_err(internal)?;
         }
@@ -105,7 +102,8 @@ async fn upload(
     let record = FileRecord {
         id: id.clone(),
         name,
-        content_type,
+        // What the bytes are, not what the client says they are.
+        content_type: sniff_content_type(&head).to_owned(),
         size,
         sha256: None,
         status: FileStatus::Processing,
@@ -160,16 +158,26 @@ async fn download(
     let file = tokio::fs::File::open(state.blobs.path(&record.id))
         .await
         .map_err(internal)?;
-    let disposition = format!(
-        "inline; filename=\"{}\"",
-        record.name.replace(['"', '\\'], "_")
-    );
+    // User files never run on this origin: only inert types are shown in place, the rest is a
+    // download of opaque bytes, and the sandbox stops script even if a browser tried.
+    let (content_type, disposition) = if record.is_inline() {
+        (record.content_type.clone(), "inline")
+    } else {
+        ("application/octet-stream".to_owned(), "attachment")
+    };
     Ok((
         [
-            (header::CONTENT_TYPE, record.content_type.clone()),
+            (header::CONTENT_TYPE, content_type),
             (header::CONTENT_LENGTH, record.size.to_string()),
-            (header::CONTENT_DISPOSITION, disposition),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("{disposition}; {}", filename_params(&record.name)),
+            ),
             (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_owned()),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "sandbox; default-src 'none'".to_owned(),
+            ),
         ],
         Body::from_stream(ReaderStream::new(file)),
     )
@@ -180,10 +188,43 @@ fn internal(e: std::io::Error) -> ApiError {
     ApiError::Internal(e.to_string())
 }
 
-/// The client's file name without directories or control characters, at most 255 characters.
+/// `filename="<ASCII fallback>"; filename*=UTF-8''<percent-encoded>` (RFC 6266, RFC 8187).
+fn filename_params(name: &str) -> String {
+    let fallback: String = name
+        .chars()
+        .map(|c| match c {
+            ' '..='~' if c != '"' && c != '\\' => c,
+            _ => '_',
+        })
+        .collect();
+    let mut encoded = String::new();
+    for byte in name.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' => encoded.push(byte as char),
+            b'!' | b'#' | b'$' | b'&' | b'+' | b'-' | b'.' | b'^' | b'_' | b'`' | b'|' | b'~' => {
+                encoded.push(byte as char)
+            }
+            _ => encoded.push_str(&format!("%{byte:02X}")),
+        }
+    }
+    format!("filename=\"{fallback}\"; filename*=UTF-8''{encoded}")
+}
+
+/// Bidirectional controls make a name display as something else (`txt.exe` shown as
+/// `exe.txt`).
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// The client's file name without directories, control or bidirectional characters, at most
+/// 255 characters.
 fn display_name(raw: &str) -> String {
     let base = raw.rsplit(['/', '\\']).next().unwrap_or_default();
-    let clean: String = base.chars().filter(|c| !c.is_control()).take(255).collect();
+    let clean: String = base
+        .chars()
+        .filter(|c| !c.is_control() && !is_bidi_control(*c))
+        .take(255)
+        .collect();
     let clean = clean.trim();
     if clean.is_empty() || clean == "." || clean == ".." {
         "file".to_owned()
@@ -194,7 +235,19 @@ fn display_name(raw: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::display_name;
+    use super::{display_name, filename_params};
+
+    #[test]
+    fn names_go_out_in_rfc_6266_form() {
+        assert_eq!(
+            filename_params("a b.txt"),
+            "filename=\"a b.txt\"; filename*=UTF-8''a%20b.txt"
+        );
+        assert_eq!(
+            filename_params("été \"x\".png"),
+            "filename=\"_t_ _x_.png\"; filename*=UTF-8''%C3%A9t%C3%A9%20%22x%22.png"
+        );
+    }
 
     #[test]
     fn names_lose_directories_and_control_characters() {
@@ -203,5 +256,6 @@ mod tests {
         assert_eq!(display_name("a\u{0}b.txt"), "ab.txt");
         assert_eq!(display_name(""), "file");
         assert_eq!(display_name(".."), "file");
+        assert_eq!(display_name("invoice\u{202E}txt.exe"), "invoicetxt.exe");
     }
 }
