@@ -10,8 +10,9 @@ use std::{
 };
 
 use axum::{
-    extract::{ConnectInfo, Request},
-    http::HeaderValue,
+    extract::{ConnectInfo, Request, State},
+    http::{HeaderValue, header},
+    middleware::Next,
     response::{IntoResponse, Response},
     serve::{IncomingStream, Listener, ListenerExt},
 };
@@ -54,6 +55,14 @@ impl App {
         config
             .validate()
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        if !config.jwt_mode() && !config.host.is_loopback() {
+            tracing::warn!(
+                host = %config.host,
+                "open mode on a non-loopback address: anyone who reaches this port can name \
+                 any user (X-User-Id, socket auth userId). Put a gateway that sets them in \
+                 front, or configure --jwt-secret / --jwt-public-key"
+            );
+        }
         let auth = crate::auth::Auth::from_config(&config)?;
         let state = AppState::new(config, store, blobs, auth);
         let config = &state.config;
@@ -137,8 +146,10 @@ fn redis_client(url: &str) -> io::Result<redis::Client> {
 /// as REST.
 fn assemble<A: Adapter>(config: &Config, layer: SocketIoLayer<A>, rest: axum::Router) -> Service {
     let session_request = SessionRequest::new(config.client_ip_header.clone());
+    let origins: Arc<[HeaderValue]> = allowed_origins(&config.cors_origins).into();
     let service = ServiceBuilder::new()
         .layer(cors(&config.cors_origins))
+        .layer(axum::middleware::from_fn_with_state(origins, socket_origin))
         .map_request(move |request| session_request.detach(request))
         .map_response(IntoResponse::into_response)
         .layer(layer)
@@ -152,11 +163,35 @@ fn cors(origins: &[String]) -> CorsLayer {
     if origins.is_empty() {
         return layer.allow_origin(Any);
     }
-    let allowed: Vec<HeaderValue> = origins
+    layer.allow_origin(AllowOrigin::list(allowed_origins(origins)))
+}
+
+fn allowed_origins(origins: &[String]) -> Vec<HeaderValue> {
+    origins
         .iter()
         .filter_map(|o| HeaderValue::from_str(o.trim()).ok())
-        .collect();
-    layer.allow_origin(AllowOrigin::list(allowed))
+        .collect()
+}
+
+/// With an allow-list of origins, a page from another origin may not open a Socket.IO session
+/// either: browsers apply no CORS to websockets, so without this check any site could open one
+/// with the visitor's cookies (cross-site websocket hijacking). Clients that send no `Origin`
+/// (not browsers) are not concerned.
+async fn socket_origin(
+    State(allowed): State<Arc<[HeaderValue]>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let refused = !allowed.is_empty()
+        && request.uri().path().starts_with("/ws")
+        && request
+            .headers()
+            .get(header::ORIGIN)
+            .is_some_and(|origin| !allowed.contains(origin));
+    if refused {
+        return crate::error::ApiError::Forbidden("origin_not_allowed").into_response();
+    }
+    next.run(request).await
 }
 
 /// Binds with a listen backlog of `backlog` (tokio's `TcpListener::bind` uses 128, which a burst

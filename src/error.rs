@@ -117,6 +117,10 @@ impl From<MessageError> for ApiError {
             MessageError::NulCharacter => {
                 Self::bad_request("invalid_text", "message text contains a NUL character")
             }
+            MessageError::ControlCharacter => Self::bad_request(
+                "invalid_text",
+                "message text contains a control character (only newlines and tabs are allowed)",
+            ),
             MessageError::UnknownFile => {
                 Self::bad_request("unknown_file", "a fileId is not a valid id")
             }

@@ -130,7 +130,10 @@ mod tests {
             b"\n<?xml ?>",
         ] {
             let sniffed = sniff_content_type(markup);
-            assert!(!INLINE_TYPES.contains(&sniffed), "{sniffed} would be shown in place");
+            assert!(
+                !INLINE_TYPES.contains(&sniffed),
+                "{sniffed} would be shown in place"
+            );
         }
         assert_eq!(sniff_content_type(b"a\0b"), "application/octet-stream");
         assert_eq!(

@@ -85,6 +85,9 @@ pub enum MessageError {
     TooManyFiles,
     /// A NUL character: no database stores it as text, and no chat needs it.
     NulCharacter,
+    /// Another control character (C0 or C1) than newline, carriage return and tab: they hide
+    /// text, move the cursor or ring terminals, and no chat needs them.
+    ControlCharacter,
     /// A file id that cannot name any file.
     UnknownFile,
 }
@@ -96,6 +99,12 @@ impl MessageBody {
         let body = body.unwrap_or("").trim();
         if body.contains('\0') {
             return Err(MessageError::NulCharacter);
+        }
+        if body
+            .chars()
+            .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+        {
+            return Err(MessageError::ControlCharacter);
         }
         if body.is_empty() && !has_files {
             return Err(MessageError::Empty);
@@ -160,6 +169,20 @@ mod tests {
     fn blank_body_without_files_is_empty() {
         let err = NewMessage::new(UserId::anonymous(), Some("  \n "), &[] as &[&str]).unwrap_err();
         assert_eq!(err, MessageError::Empty);
+    }
+
+    #[test]
+    fn control_characters_other_than_line_breaks_and_tabs_are_refused() {
+        for bad in ["a\u{1b}[2Jb", "a\u{7}b", "a\u{85}b", "a\u{9b}b"] {
+            let err = NewMessage::new(UserId::anonymous(), Some(bad), &[] as &[&str]).unwrap_err();
+            assert_eq!(err, MessageError::ControlCharacter, "{bad:?}");
+        }
+        NewMessage::new(
+            UserId::anonymous(),
+            Some("line\r\nnext\tcolumn"),
+            &[] as &[&str],
+        )
+        .unwrap();
     }
 
     #[test]

@@ -15,10 +15,12 @@ use std::time::Duration;
 use axum::{
     Router,
     extract::{DefaultBodyLimit, MatchedPath, Request},
+    http::{HeaderValue, header},
     response::Response,
 };
 use tower_http::{
     services::{ServeDir, ServeFile},
+    set_header::SetResponseHeaderLayer,
     trace::TraceLayer,
 };
 use tracing::Span;
@@ -37,13 +39,20 @@ pub fn created_or_found(created: bool) -> axum::http::StatusCode {
 
 pub fn router(state: AppState) -> Router {
     let config = &state.config;
-    Router::new()
-        .merge(health::router())
+    // Threads, messages, files and accounts are private to their caller: no cache keeps them.
+    let private = Router::new()
         .merge(threads::router())
         .merge(messages::router())
         .merge(accounts::router())
         .merge(conversations::router())
         .merge(files::router(config.max_upload_bytes))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ));
+    Router::new()
+        .merge(health::router())
+        .merge(private)
         .route_service(
             "/demo/vendor/socket.io.min.js",
             ServeFile::new(

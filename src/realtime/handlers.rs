@@ -61,7 +61,7 @@ async fn on_event<A: Adapter>(
         THREAD_JOIN => socket.join(payload, ack).await,
         THREAD_LEAVE => socket.leave(payload, ack).await,
         MESSAGE_SEND => _ = reply(ack, socket.send(typed(payload)).await),
-        TYPING => socket.typing(typed(payload), ack).await,
+        TYPING => _ = reply(ack, socket.typing(typed(payload)).await),
         THREAD_READ => _ = reply(ack, socket.read(typed(payload)).await),
         _ => tracing::debug!(sid = %socket.socket.id, event, "event without a handler"),
     }
@@ -74,20 +74,6 @@ fn reply<A: Adapter>(ack: AckSender<A>, result: Result<Ack>) -> bool {
         Err(e) => ack.send(&Ack::from(e)),
     };
     result.is_ok()
-}
-
-/// [`reply`] with `{ok: true}` for a check that yields what the handler goes on with.
-fn reply_with<A: Adapter, T>(ack: AckSender<A>, result: Result<T>) -> Option<T> {
-    match result {
-        Ok(done) => {
-            reply(ack, Ok(Ack::ok()));
-            Some(done)
-        }
-        Err(e) => {
-            reply(ack, Err(e));
-            None
-        }
-    }
 }
 
 /// An event's payload as the handler's type; `None` when it does not fit.
@@ -180,14 +166,19 @@ impl<A: Adapter> Socket<A> {
         let thread = payload
             .ok_or("invalid_payload")
             .and_then(|p| events::thread_id(&p));
-        if !reply(ack, thread.clone().map(|_| Ack::ok()).map_err(invalid)) {
-            return;
-        }
-        let Ok(thread) = thread else { return };
+        let thread = match thread {
+            Ok(thread) => thread,
+            Err(code) => {
+                reply(ack, Err(invalid(code)));
+                return;
+            }
+        };
+        // Out of the room before the ack: once answered, nothing more arrives from it.
         let socket = &self.socket;
         let room = rooms::thread_room(&thread);
         let was_in = socket.rooms().iter().any(|r| *r == room);
         socket.leave(room);
+        reply(ack, Ok(Ack::ok()));
         if was_in && let Some(user) = self.identities.get(socket.id) {
             self.identities.left(socket.id, &thread);
             if self.typing.stop(&thread, &user) {
@@ -226,25 +217,20 @@ impl<A: Adapter> Socket<A> {
 
     /// `typing {threadId, typing}` → the others in the room get `typing {threadId, userId,
     /// typing}`. A `true` not renewed within 5 s turns into `false` by itself. Needs a user.
-    async fn typing(&self, payload: Option<TypingPayload>, ack: AckSender<A>) {
-        let checked = async {
-            let req = payload.ok_or_else(|| invalid("invalid_payload"))?;
-            let thread =
-                ThreadId::parse(&req.thread_id).map_err(|_| invalid("invalid_thread_id"))?;
-            let user = self.user()?;
-            self.state.chat.thread(&self.actor, &thread).await?;
-            Ok((thread, user, req.typing))
-        }
-        .await;
-        let Some((thread, user, typing)) = reply_with(ack, checked) else {
-            return;
-        };
+    ///
+    /// The change is recorded and sent to the room before the ack: a client that awaits the
+    /// ack of `true` and then sends `false` is sure the others hear them in that order.
+    async fn typing(&self, payload: Option<TypingPayload>) -> Result<Ack> {
+        let req = payload.ok_or_else(|| invalid("invalid_payload"))?;
+        let thread = ThreadId::parse(&req.thread_id).map_err(|_| invalid("invalid_thread_id"))?;
+        let user = self.user()?;
+        self.state.chat.thread(&self.actor, &thread).await?;
         let socket = &self.socket;
-        if !typing {
+        if !req.typing {
             if self.typing.stop(&thread, &user) {
                 send_typing(socket, &thread, &user, false).await;
             }
-            return;
+            return Ok(Ack::ok());
         }
         let generation = self.typing.start(&thread, &user);
         send_typing(socket, &thread, &user, true).await;
@@ -255,6 +241,7 @@ impl<A: Adapter> Socket<A> {
                 send_typing(&socket, &thread, &user, false).await;
             }
         });
+        Ok(Ack::ok())
     }
 
     /// `thread:read {threadId, messageId}` → moves the user's read position forward (never

@@ -12,6 +12,7 @@ mod bench_data;
 mod concurrency;
 mod files;
 mod garbage_wire;
+mod hardening;
 mod idempotency;
 mod limits;
 mod pagination;

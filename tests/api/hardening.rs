@@ -1,0 +1,111 @@
+//! Hostile clients: what a browser page from elsewhere, a terminal-escape sender, or a shared
+//! cache must not get.
+
+use std::{
+    io::{BufRead, BufReader, Read},
+    process::{Command, Stdio},
+};
+
+use reqwest::StatusCode;
+use serde_json::json;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+use crate::helpers::{spawn_app, spawn_app_with};
+
+#[tokio::test]
+async fn private_responses_are_not_cached() {
+    let app = spawn_app().await;
+    let thread = app.create_thread(&["ann", "bob"]).await;
+    app.post_message(&thread, "hi").await;
+    for path in [
+        format!("/api/threads/{thread}"),
+        format!("/api/threads/{thread}/messages"),
+        "/api/accounts".to_owned(),
+    ] {
+        let reply = app.get(&path).await;
+        assert_eq!(reply.status, StatusCode::OK, "{path}");
+        assert_eq!(reply.headers["cache-control"], "no-store", "{path}");
+    }
+}
+
+#[tokio::test]
+async fn with_listed_origins_a_page_from_elsewhere_cannot_open_a_socket() {
+    let app = spawn_app_with(|c| c.cors_origins = vec!["http://chat.example".into()]).await;
+    let handshake = |origin: Option<&str>| {
+        let request = app.http.get(app.url("/ws/?EIO=4&transport=polling"));
+        match origin {
+            Some(origin) => request.header("origin", origin),
+            None => request,
+        }
+    };
+    let evil = app.send(handshake(Some("http://evil.example"))).await;
+    assert_eq!(evil.status, StatusCode::FORBIDDEN);
+    assert_eq!(evil.error_code(), "origin_not_allowed");
+    for allowed in [Some("http://chat.example"), None] {
+        let reply = handshake(allowed).send().await.unwrap();
+        assert_eq!(reply.status(), StatusCode::OK, "{allowed:?}");
+    }
+
+    // The websocket upgrade too: browsers apply no CORS to it.
+    let mut request = format!("ws://{}/ws/?EIO=4&transport=websocket", app.addr)
+        .into_client_request()
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("origin", "http://evil.example".parse().unwrap());
+    let refused = tokio_tungstenite::connect_async(request).await;
+    assert!(
+        refused.is_err(),
+        "the upgrade from another origin is refused"
+    );
+}
+
+#[tokio::test]
+async fn message_bodies_with_control_characters_are_400() {
+    let app = spawn_app().await;
+    let thread = app.create_thread(&["ann", "bob"]).await;
+    let path = format!("/api/threads/{thread}/messages");
+    for bad in ["\u{1b}[2Jcleared", "bell\u{7}", "c1\u{9b}31m"] {
+        let reply = app.post_json(&path, json!({ "body": bad })).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{bad:?}");
+        assert_eq!(reply.error_code(), "invalid_text");
+    }
+    let fine = app
+        .post_json(&path, json!({ "body": "two\r\nlines\tand a tab" }))
+        .await;
+    assert_eq!(fine.status, StatusCode::CREATED);
+}
+
+/// Starts the binary on `host` in open mode and returns what it logged before it listened.
+fn startup_log(host: &str) -> String {
+    let data = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_threadline"))
+        .args(["--host", host, "--port", "0", "--data-dir"])
+        .arg(data.path())
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.starts_with("listening on "), "{line}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let mut log = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    log
+}
+
+#[test]
+fn open_mode_on_a_public_address_says_it_trusts_anyone() {
+    assert!(startup_log("0.0.0.0").contains("open mode on a non-loopback address"));
+    assert!(!startup_log("127.0.0.1").contains("open mode"));
+}
