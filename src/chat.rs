@@ -106,7 +106,7 @@ impl Chat {
     ) -> Result<Posted> {
         self.throttle_post(actor)?;
         let thread = self.thread(actor, id).await?;
-        self.append(&thread.id, draft(&actor.user)?).await
+        self.append(actor, &thread.id, draft(&actor.user)?).await
     }
 
     /// [`Chat::post`] to a thread the face looks up itself (the accounts API checks the
@@ -120,16 +120,23 @@ impl Chat {
         self.throttle_post(actor)?;
         let thread = thread.await?;
         self.require_member(actor, &thread)?;
-        self.append(&thread.id, draft(&actor.user)?).await
+        self.append(actor, &thread.id, draft(&actor.user)?).await
     }
 
-    async fn append(&self, thread: &ThreadId, new: NewMessage) -> Result<Posted> {
+    async fn append(&self, actor: &Actor, thread: &ThreadId, new: NewMessage) -> Result<Posted> {
+        let unknown =
+            || ApiError::bad_request("unknown_file", "a fileId does not name an uploaded file");
         let files = self.files_for(&new.file_ids).await.map_err(|e| match e {
-            ApiError::NotFound(_) => {
-                ApiError::bad_request("unknown_file", "a fileId does not name an uploaded file")
-            }
+            ApiError::NotFound(_) => unknown(),
             other => other,
         })?;
+        // A message may carry only files its author could already open: knowing a file's id
+        // is not enough to get it shared into one's own thread.
+        for file in files.values() {
+            if !self.may_see(actor, file).await? {
+                return Err(unknown());
+            }
+        }
 
         let mut turn = self.fanout.turn(thread).await;
         let message = Message {
@@ -303,17 +310,25 @@ impl Chat {
 
     /// A file, if `actor` may see it: in `jwt` mode, its uploader and the members of the
     /// threads whose messages reference it.
+    /// One the actor may not see answers exactly like an unknown id: no existence oracle.
     pub async fn file(&self, actor: &Actor, id: &FileId) -> Result<FileRecord> {
         let file = self.store.file(id).await?;
-        if !actor.verified || file.uploader == actor.user {
+        if self.may_see(actor, &file).await? {
             return Ok(file);
+        }
+        Err(ApiError::NotFound("not_found"))
+    }
+
+    async fn may_see(&self, actor: &Actor, file: &FileRecord) -> Result<bool> {
+        if !actor.verified || file.uploader == actor.user {
+            return Ok(true);
         }
         for thread in self.store.file_threads(&file.id).await? {
             if actor.may_enter(&self.store.thread(&thread).await?) {
-                return Ok(file);
+                return Ok(true);
             }
         }
-        Err(ApiError::Forbidden("not_a_member"))
+        Ok(false)
     }
 
     /// The identified users with a socket in the thread's room, on any node.

@@ -102,6 +102,19 @@ pub struct Config {
     #[arg(long, env = "THREADLINE_UPLOAD_RATE_PER_IP")]
     pub upload_rate_per_ip: Option<Setting<Rate>>,
 
+    /// Threads created or resolved per user (threads API and accounts-API conversations);
+    /// jwt default 30/60s.
+    #[arg(long, env = "THREADLINE_THREAD_RATE_PER_USER")]
+    pub thread_rate_per_user: Option<Setting<Rate>>,
+
+    /// Threads created or resolved per client address; jwt default 300/60s.
+    #[arg(long, env = "THREADLINE_THREAD_RATE_PER_IP")]
+    pub thread_rate_per_ip: Option<Setting<Rate>>,
+
+    /// Thread rooms one socket may be in at once (`thread:join` past it: `too_many_rooms`).
+    #[arg(long, env = "THREADLINE_MAX_ROOMS_PER_SOCKET", default_value_t = 500)]
+    pub max_rooms_per_socket: usize,
+
     /// New Socket.IO connections per user; jwt default 30/60s.
     #[arg(long, env = "THREADLINE_CONNECT_RATE_PER_USER")]
     pub connect_rate_per_user: Option<Setting<Rate>>,

@@ -46,6 +46,8 @@ pub mod defaults {
     pub const POSTS_PER_IP: Rate = Rate::new(300, 10);
     pub const UPLOADS_PER_USER: Rate = Rate::new(30, 60);
     pub const UPLOADS_PER_IP: Rate = Rate::new(120, 60);
+    pub const THREADS_PER_USER: Rate = Rate::new(30, 60);
+    pub const THREADS_PER_IP: Rate = Rate::new(300, 60);
     pub const CONNECTS_PER_USER: Rate = Rate::new(30, 60);
     pub const CONNECTS_PER_IP: Rate = Rate::new(300, 60);
     pub const MAX_CONNECTIONS: usize = 10_000;
@@ -221,6 +223,8 @@ pub struct Limits {
     pub posts: RateLimit,
     /// File uploads.
     pub uploads: RateLimit,
+    /// Threads created or resolved (each may add a row per member).
+    pub threads: RateLimit,
     /// New Socket.IO connections.
     pub connects: RateLimit,
     pub connections: Arc<ConnectionCap>,
@@ -251,6 +255,10 @@ impl Limits {
                 rate(config.upload_rate_per_user, defaults::UPLOADS_PER_USER),
                 rate(config.upload_rate_per_ip, defaults::UPLOADS_PER_IP),
             ),
+            threads: RateLimit::new(
+                rate(config.thread_rate_per_user, defaults::THREADS_PER_USER),
+                rate(config.thread_rate_per_ip, defaults::THREADS_PER_IP),
+            ),
             connects: RateLimit::new(
                 rate(config.connect_rate_per_user, defaults::CONNECTS_PER_USER),
                 rate(config.connect_rate_per_ip, defaults::CONNECTS_PER_IP),
@@ -270,7 +278,10 @@ impl Limits {
 
     /// Whether any limit keys on the client's address (so requests must carry it).
     pub fn uses_ip(&self) -> bool {
-        self.posts.uses_ip() || self.uploads.uses_ip() || self.connects.uses_ip()
+        self.posts.uses_ip()
+            || self.uploads.uses_ip()
+            || self.threads.uses_ip()
+            || self.connects.uses_ip()
     }
 
     /// The client's address, when a limit keys on it (else `None`, without looking): the
@@ -307,6 +318,7 @@ impl Limits {
                 };
                 limits.posts.sweep();
                 limits.uploads.sweep();
+                limits.threads.sweep();
                 limits.connects.sweep();
             }
         });

@@ -28,8 +28,17 @@ fi
 as_postgres psql -q -tAc "SELECT 1 FROM pg_roles WHERE rolname = 'threadline'" | grep -q 1 \
   || as_postgres psql -q -c "CREATE ROLE threadline LOGIN SUPERUSER PASSWORD 'threadline'" >&2
 
-# The suites make a database per server they start; drop what earlier runs left behind.
 url=postgres://threadline:threadline@127.0.0.1:5432/postgres
+# The API suite runs in one process, two tests at a time, each server with its own pool:
+# more connections than PostgreSQL's default 100 can be open at a moment.
+if [ "$(psql "$url" -Atc 'SHOW max_connections')" -lt 400 ]; then
+  psql "$url" -qc "ALTER SYSTEM SET max_connections = 400" >&2
+  version=$(ls /usr/lib/postgresql | sort -n | tail -1)
+  $sudo pg_ctlcluster "$version" main restart >&2 || $sudo service postgresql restart >&2
+  for _ in $(seq 50); do pg_isready -h 127.0.0.1 -p 5432 -q && break; sleep 0.2; done
+fi
+
+# The suites make a database per server they start; drop what earlier runs left behind.
 psql "$url" -qAt -c "SELECT datname FROM pg_database WHERE datname ~ '^threadline_(test|js)_'" \
   | while read -r db; do psql "$url" -q -c "DROP DATABASE IF EXISTS \"$db\"" >&2 || true; done
 

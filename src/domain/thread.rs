@@ -56,8 +56,10 @@ pub enum MemberSetError {
 impl MemberSet {
     pub fn new(ids: impl IntoIterator<Item = UserId>) -> Result<Self, MemberSetError> {
         let mut listed: Vec<UserId> = Vec::new();
+        // A set for the duplicates check: linear in the list, not quadratic.
+        let mut seen = std::collections::HashSet::new();
         for id in ids {
-            if !listed.contains(&id) {
+            if seen.insert(id.clone()) {
                 if listed.len() == MAX_MEMBERS {
                     return Err(MemberSetError::TooMany);
                 }

@@ -159,6 +159,7 @@ async fn create(
 ) -> Result<(StatusCode, Json<ConversationView>)> {
     let account = account(&state, &account_id).await?;
     require_own(&actor, &account.id)?;
+    state.limits.threads.check_actor(&actor)?;
     let with = match params.with.as_deref().map(str::trim) {
         None | Some("") => {
             return Err(ApiError::bad_request(

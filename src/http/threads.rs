@@ -46,6 +46,12 @@ async fn create_or_resolve(
     actor: Actor,
     Json(req): Json<CreateThread>,
 ) -> Result<(StatusCode, Json<ThreadView>)> {
+    state.limits.threads.check_actor(&actor)?;
+    // Refused before any work: a list far longer than a thread may be (repeats are allowed,
+    // and fold into one member each).
+    if req.member_ids.len() > 2 * MAX_MEMBERS {
+        return Err(too_many_members());
+    }
     let members = req
         .member_ids
         .iter()
@@ -54,10 +60,7 @@ async fn create_or_resolve(
         .map_err(|_| ApiError::bad_request("invalid_member_id", "a memberId is not a valid id"))?;
     let members = MemberSet::new(members).map_err(|e| match e {
         MemberSetError::Empty => ApiError::bad_request("invalid_members", "memberIds is empty"),
-        MemberSetError::TooMany => ApiError::bad_request(
-            "too_many_members",
-            format!("a thread has at most {MAX_MEMBERS} members"),
-        ),
+        MemberSetError::TooMany => too_many_members(),
     })?;
     if actor.verified && !members.listed().contains(&actor.user) {
         // Nobody creates threads for others to be in without them.
@@ -97,6 +100,13 @@ async fn create_or_resolve(
         status,
         Json(thread_view(state.store.as_ref(), &thread).await?),
     ))
+}
+
+fn too_many_members() -> ApiError {
+    ApiError::bad_request(
+        "too_many_members",
+        format!("a thread has at most {MAX_MEMBERS} members"),
+    )
 }
 
 /// `GET /api/threads/:id` → the thread with the caller's `unreadCount`, or 404

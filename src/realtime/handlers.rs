@@ -141,6 +141,14 @@ impl<A: Adapter> Socket<A> {
         let socket = &self.socket;
         let chat = &self.state.chat;
         let room = rooms::thread_room(&thread);
+        // One socket cannot make the node hold rooms without bound.
+        let joined = socket.rooms();
+        if !joined.iter().any(|r| *r == room)
+            && joined.iter().filter(|r| rooms::is_thread_room(r)).count()
+                >= self.state.config.max_rooms_per_socket
+        {
+            return Err(invalid("too_many_rooms"));
+        }
         let body = match since {
             None => {
                 chat.join(&self.actor, &thread, || socket.join(room))

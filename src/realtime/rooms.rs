@@ -16,3 +16,8 @@ pub fn user_room(user: &impl std::fmt::Display) -> String {
 pub fn user_of(room: &str) -> Option<&str> {
     room.strip_prefix(USER_PREFIX)
 }
+
+/// Whether a room is a thread's.
+pub fn is_thread_room(room: &str) -> bool {
+    room.starts_with(THREAD_PREFIX)
+}

@@ -302,10 +302,34 @@ async fn files_are_visible_to_the_uploader_and_members_of_referencing_threads() 
         (StatusCode::OK, StatusCode::OK),
         "uploader"
     );
+    // Unshared, a file answers exactly like an unknown id: no existence oracle.
     assert_eq!(
         visible("bob").await,
-        (StatusCode::FORBIDDEN, StatusCode::FORBIDDEN),
+        (StatusCode::NOT_FOUND, StatusCode::NOT_FOUND),
         "not yet shared"
+    );
+
+    // Knowing the id is not enough to share it into one's own thread.
+    let own = as_user(
+        &app,
+        "eve",
+        app.http
+            .post(app.url("/api/threads"))
+            .json(&json!({"memberIds": ["eve", "mal"]})),
+    )
+    .await;
+    let own = own.body["id"].as_str().unwrap().to_owned();
+    let stolen = as_user(
+        &app,
+        "eve",
+        app.http
+            .post(app.url(&format!("/api/threads/{own}/messages")))
+            .json(&json!({"fileIds": [file]})),
+    )
+    .await;
+    assert_eq!(
+        (stolen.status, stolen.error_code()),
+        (StatusCode::BAD_REQUEST, "unknown_file")
     );
 
     let thread = as_user(
@@ -333,7 +357,7 @@ async fn files_are_visible_to_the_uploader_and_members_of_referencing_threads() 
     );
     assert_eq!(
         visible("eve").await,
-        (StatusCode::FORBIDDEN, StatusCode::FORBIDDEN),
+        (StatusCode::NOT_FOUND, StatusCode::NOT_FOUND),
         "stranger"
     );
 }

@@ -109,3 +109,49 @@ fn open_mode_on_a_public_address_says_it_trusts_anyone() {
     assert!(startup_log("0.0.0.0").contains("open mode on a non-loopback address"));
     assert!(!startup_log("127.0.0.1").contains("open mode"));
 }
+
+#[tokio::test]
+async fn an_over_long_member_list_is_refused_even_with_duplicates() {
+    let app = spawn_app().await;
+    let members = vec!["same"; 2_001];
+    let reply = app
+        .post_json("/api/threads", json!({ "memberIds": members }))
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert_eq!(reply.error_code(), "too_many_members");
+}
+
+#[tokio::test]
+async fn a_socket_is_in_a_bounded_number_of_thread_rooms() {
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+
+    use crate::helpers::{eio, joined, next_text};
+
+    let app = spawn_app_with(|c| c.max_rooms_per_socket = 2).await;
+    let threads = [
+        app.create_thread(&["a", "b"]).await,
+        app.create_thread(&["a", "c"]).await,
+        app.create_thread(&["a", "d"]).await,
+    ];
+    let mut ws = joined(&app, &threads[0], eio::Open::default()).await;
+    let wait = std::time::Duration::from_secs(5);
+    let mut join = async |ack: u32, thread: &str| {
+        ws.send(Message::text(format!(
+            r#"42{ack}["thread:join",{{"threadId":"{thread}"}}]"#
+        )))
+        .await
+        .unwrap();
+        next_text(&mut ws, wait).await.unwrap()
+    };
+    assert_eq!(join(1, &threads[1]).await, r#"431[{"ok":true}]"#);
+    assert_eq!(
+        join(2, &threads[2]).await,
+        r#"432[{"error":"too_many_rooms"}]"#
+    );
+    assert_eq!(
+        join(3, &threads[0]).await,
+        r#"433[{"ok":true}]"#,
+        "a room it is in already"
+    );
+}

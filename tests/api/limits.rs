@@ -337,3 +337,46 @@ async fn in_jwt_mode_naming_another_account_does_not_spend_its_posts() {
     assert_eq!(app.send(send("1")).await.status, StatusCode::CREATED);
     assert_limited(&app.send(send("1")).await);
 }
+
+#[tokio::test]
+async fn thread_creation_is_limited_per_user_and_on_by_default_in_jwt_mode() {
+    let app = spawn_app_with(|c| c.thread_rate_per_user = rate("3/60s")).await;
+    let create = |user: &str, other: usize| {
+        app.http
+            .post(app.url("/api/threads"))
+            .header("x-user-id", user)
+            .json(&json!({"memberIds": [user, format!("m{other}")]}))
+    };
+    for n in 0..3 {
+        assert_eq!(app.send(create("ann", n)).await.status, StatusCode::CREATED);
+    }
+    assert_limited(&app.send(create("ann", 3)).await);
+    assert_eq!(app.send(create("bob", 0)).await.status, StatusCode::CREATED);
+
+    // jwt mode, nothing configured: one token cannot create threads without bound.
+    let app = spawn_app_with(|c| c.jwt_secret = Some(SECRET.into())).await;
+    let started = std::time::Instant::now();
+    let mut created = 0;
+    let refused = loop {
+        let reply = app
+            .send(
+                app.http
+                    .post(app.url("/api/threads"))
+                    .bearer_auth(token("ann"))
+                    .json(&json!({"memberIds": ["ann", format!("x{created}")]})),
+            )
+            .await;
+        if reply.status != StatusCode::CREATED {
+            break reply;
+        }
+        created += 1;
+        assert!(created <= 100, "never refused");
+    };
+    assert_limited(&refused);
+    let given_back = started.elapsed().as_secs() as usize / 2 + 1;
+    let burst = defaults::THREADS_PER_USER.count.get() as usize;
+    assert!(
+        (burst..=burst + given_back).contains(&created),
+        "{created} threads before the refusal"
+    );
+}

@@ -52,7 +52,7 @@ export function signToken(sub, secret = SUITE_SECRET) {
  */
 const JWT_SUITE_ARGS = [
   "--jwt-secret", SUITE_SECRET,
-  ...["post", "upload", "connect"].flatMap((what) => [`--${what}-rate-per-user`, "off", `--${what}-rate-per-ip`, "off"]),
+  ...["post", "upload", "connect", "thread"].flatMap((what) => [`--${what}-rate-per-user`, "off", `--${what}-rate-per-ip`, "off"]),
   "--max-connections", "off", "--max-connections-per-user", "off",
 ];
 
