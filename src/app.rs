@@ -28,7 +28,8 @@ use crate::{
     fanout::Sink,
     http,
     realtime::{
-        self, Broadcaster, Identities, Realtime, Typing, peers::Peers, transport::SessionRequest,
+        self, Broadcaster, EventRate, Identities, Realtime, Typing, peers::Peers,
+        transport::SessionRequest,
     },
     state::AppState,
     store::Store,
@@ -68,10 +69,13 @@ impl App {
         let config = &state.config;
 
         let rest = http::router(state.clone());
+        let typing = Arc::new(Typing::default());
+        typing.expire_periodically();
         let builder = socket_io_builder(config)
             .with_state(state.clone())
             .with_state(Arc::new(Identities::default()))
-            .with_state(Arc::new(Typing::default()));
+            .with_state(typing)
+            .with_state(event_rate(config));
         let fanout = state.chat.fanout();
         let (service, realtime): (Service, Arc<dyn Realtime>) = match &config.redis_url {
             None => {
@@ -126,6 +130,12 @@ fn socket_io_builder(config: &Config) -> SocketIoBuilder {
         .max_buffer_size(config.socket_buffer)
         .ping_interval(std::time::Duration::from_millis(config.ping_interval_ms))
         .ping_timeout(std::time::Duration::from_millis(config.ping_timeout_ms))
+}
+
+fn event_rate(config: &Config) -> Arc<EventRate> {
+    let rate = Arc::new(EventRate::from_config(config));
+    rate.sweep_periodically();
+    rate
 }
 
 /// A Redis client speaking RESP3 (socketioxide's Redis adapter needs it: Redis 7 or later).

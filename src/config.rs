@@ -111,6 +111,12 @@ pub struct Config {
     #[arg(long, env = "THREADLINE_THREAD_RATE_PER_IP")]
     pub thread_rate_per_ip: Option<Setting<Rate>>,
 
+    /// Events one socket may send (typing, thread:join, thread:leave, thread:read, ...;
+    /// message:send has the post rates); past it they are refused with `rate_limited`.
+    /// On in both modes unless `off`; default 100/1s.
+    #[arg(long, env = "THREADLINE_EVENT_RATE_PER_SOCKET")]
+    pub event_rate_per_socket: Option<Setting<Rate>>,
+
     /// Thread rooms one socket may be in at once (`thread:join` past it: `too_many_rooms`).
     #[arg(long, env = "THREADLINE_MAX_ROOMS_PER_SOCKET", default_value_t = 500)]
     pub max_rooms_per_socket: usize,

@@ -48,6 +48,8 @@ pub mod defaults {
     pub const UPLOADS_PER_IP: Rate = Rate::new(120, 60);
     pub const THREADS_PER_USER: Rate = Rate::new(30, 60);
     pub const THREADS_PER_IP: Rate = Rate::new(300, 60);
+    /// In both modes: it guards the node, not the product's rules.
+    pub const EVENTS_PER_SOCKET: Rate = Rate::new(100, 1);
     pub const CONNECTS_PER_USER: Rate = Rate::new(30, 60);
     pub const CONNECTS_PER_IP: Rate = Rate::new(300, 60);
     pub const MAX_CONNECTIONS: usize = 10_000;
@@ -64,6 +66,36 @@ impl RateLimited {
     /// Whole seconds, rounded up, at least 1: what `Retry-After` carries.
     pub fn retry_after_secs(&self) -> u64 {
         self.retry_after.as_secs_f64().ceil().max(1.0) as u64
+    }
+}
+
+/// A rate per key of any kind (a socket, say), or none.
+pub struct KeyedRate<K: std::hash::Hash + Eq + Clone>(Option<DefaultKeyedRateLimiter<K>>);
+
+impl<K: std::hash::Hash + Eq + Clone> KeyedRate<K> {
+    /// `setting`, or `default` when not configured.
+    pub fn new(setting: Option<Setting<Rate>>, default: Rate) -> Self {
+        let rate = match setting {
+            Some(Setting::On(rate)) => Some(rate),
+            Some(Setting::Off) => None,
+            None => Some(default),
+        };
+        Self(rate.map(|rate| RateLimiter::dashmap(quota(rate))))
+    }
+
+    pub fn check(&self, key: &K) -> Result<(), RateLimited> {
+        match &self.0 {
+            Some(limiter) => limiter.check_key(key).map_err(refusal),
+            None => Ok(()),
+        }
+    }
+
+    /// Forgets the buckets that are full again (they behave exactly like absent ones).
+    pub fn sweep(&self) {
+        if let Some(limiter) = &self.0 {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
     }
 }
 

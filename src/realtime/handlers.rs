@@ -11,6 +11,7 @@ use serde_json::Value;
 use socketioxide::{
     adapter::Adapter,
     extract::{AckSender, Event, SocketRef, State, TryData},
+    socket::Sid,
 };
 
 use super::{
@@ -21,15 +22,45 @@ use super::{
     handshake::client_ip,
     identities::Identified,
     presence, rooms,
-    typing::TYPING_TIMEOUT,
 };
 use crate::{
     chat::{Change, Replay},
+    config::Config,
     domain::{Actor, MessageId, NewMessage, ThreadId, UserId, message::ClientMessageId},
     error::{ApiError, Result},
     fanout::ThreadEvent,
+    limits::{KeyedRate, defaults},
     state::AppState,
 };
+
+/// How many events one socket may send (`--event-rate-per-socket`); `message:send` is left to
+/// the post rates. Registered as socketioxide state.
+pub struct EventRate(KeyedRate<Sid>);
+
+impl EventRate {
+    pub fn from_config(config: &Config) -> Self {
+        Self(KeyedRate::new(
+            config.event_rate_per_socket,
+            defaults::EVENTS_PER_SOCKET,
+        ))
+    }
+
+    /// Forgets a socket that went away.
+    pub fn sweep_periodically(self: &Arc<Self>) {
+        let rate = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
+            every.tick().await;
+            loop {
+                every.tick().await;
+                match rate.upgrade() {
+                    Some(rate) => rate.0.sweep(),
+                    None => return,
+                }
+            }
+        });
+    }
+}
 
 /// Registers the event table on a socket being admitted.
 pub(super) fn register<A: Adapter>(socket: &SocketRef<A>) {
@@ -40,15 +71,25 @@ pub(super) fn register<A: Adapter>(socket: &SocketRef<A>) {
 /// socket's fallback handler. Registering each event with `socket.on` would build the same
 /// five-entry map in every socket (~350 bytes per held connection); a `match` costs nothing
 /// per socket. Events not listed are ignored, as they would be with no handler.
+// Each argument is an extractor: socketioxide hands a handler its state this way.
+#[allow(clippy::too_many_arguments)]
 async fn on_event<A: Adapter>(
     socket: SocketRef<A>,
     Event(event): Event,
     State(state): State<AppState>,
     State(identities): State<Arc<Identities>>,
     State(typing): State<Arc<Typing>>,
+    State(rate): State<Arc<EventRate>>,
     TryData(payload): TryData<Value>,
     ack: AckSender<A>,
 ) {
+    if event != MESSAGE_SEND
+        && let Err(limited) = rate.0.check(&socket.id)
+    {
+        // Dropped before any work: a flood costs a bucket check per event.
+        reply(ack, Err(ApiError::RateLimited(limited)));
+        return;
+    }
     let payload = payload.ok();
     let socket = Socket {
         actor: actor(&socket, &state, &identities),
@@ -240,15 +281,12 @@ impl<A: Adapter> Socket<A> {
             }
             return Ok(Ack::ok());
         }
-        let generation = self.typing.start(&thread, &user);
-        send_typing(socket, &thread, &user, true).await;
-        let (socket, typing) = (socket.clone(), Arc::clone(&self.typing));
-        tokio::spawn(async move {
-            tokio::time::sleep(TYPING_TIMEOUT).await;
-            if typing.expire(&thread, &user, generation) {
-                send_typing(&socket, &thread, &user, false).await;
-            }
+        let (on, about, who) = (socket.clone(), thread.clone(), user.clone());
+        let on_expiry = Box::new(move || {
+            tokio::spawn(async move { send_typing(&on, &about, &who, false).await });
         });
+        self.typing.start(&thread, &user, on_expiry);
+        send_typing(socket, &thread, &user, true).await;
         Ok(Ack::ok())
     }
 

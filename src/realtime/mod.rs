@@ -19,6 +19,7 @@ mod typing;
 use async_trait::async_trait;
 use socketioxide::{SocketIo, adapter::Adapter};
 
+pub use handlers::EventRate;
 pub use handshake::connect_handler;
 pub use identities::Identities;
 pub use typing::Typing;

@@ -155,3 +155,98 @@ async fn a_socket_is_in_a_bounded_number_of_thread_rooms() {
         "a room it is in already"
     );
 }
+
+/// 4 sockets of one user flood `typing: true` as fast as the loopback takes it; the server is
+/// a process of its own, so its memory is read from `/proc`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_typing_flood_is_refused_and_memory_stays_bounded() {
+    use futures_util::SinkExt;
+    use threadline_bench::target::Target;
+    use tokio_tungstenite::tungstenite::Message;
+
+    use crate::helpers::{eio, next_text};
+
+    const SOCKETS: usize = 4;
+    const EVENTS: usize = 10_000;
+    let server = Target::threadline(env!("CARGO_BIN_EXE_threadline"), &[]).unwrap();
+    let http = reqwest::Client::new();
+    let thread: serde_json::Value = http
+        .post(format!("{}/api/threads", server.url()))
+        .json(&json!({"memberIds": ["flood", "watcher"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let thread = thread["id"].as_str().unwrap().to_owned();
+    let wait = std::time::Duration::from_secs(10);
+    let mut sockets = Vec::new();
+    for _ in 0..SOCKETS {
+        let mut ws = eio::open(server.addr, &eio::Open::default()).await.unwrap();
+        ws.send(Message::text(r#"40{"userId":"flood"}"#))
+            .await
+            .unwrap();
+        assert!(next_text(&mut ws, wait).await.unwrap().starts_with("40"));
+        ws.send(Message::text(format!(
+            r#"420["thread:join",{{"threadId":"{thread}"}}]"#
+        )))
+        .await
+        .unwrap();
+        sockets.push(ws);
+    }
+    let before = server.rss();
+
+    let typing = format!(r#"42["typing",{{"threadId":"{thread}","typing":true}}]"#);
+    let flooders = sockets.into_iter().map(|mut ws| {
+        let typing = typing.clone();
+        let thread = thread.clone();
+        tokio::spawn(async move {
+            for n in 0..EVENTS {
+                ws.feed(Message::text(typing.clone())).await.unwrap();
+                if n % 500 == 0 {
+                    ws.flush().await.unwrap();
+                }
+            }
+            // One more, with an ack: past the flood, it is refused.
+            ws.send(Message::text(format!(
+                r#"421["typing",{{"threadId":"{thread}","typing":true}}]"#
+            )))
+            .await
+            .unwrap();
+            loop {
+                let frame = next_text(&mut ws, wait).await.expect("an answer");
+                if let Some(ack) = frame.strip_prefix("431") {
+                    return ack.to_owned();
+                }
+            }
+        })
+    });
+    let mut acks = Vec::new();
+    for flooder in flooders {
+        acks.push(flooder.await.unwrap());
+    }
+
+    let started = std::time::Instant::now();
+    let health = http
+        .get(format!("{}/healthz", server.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
+    assert!(started.elapsed() < std::time::Duration::from_secs(1));
+    let grown = server.rss().saturating_sub(before);
+    assert!(
+        // Before one timer per (thread, user) and the event rate, 40,000 events grew it by
+        // 39 MiB (a 5 s task each); now by about 3 MiB.
+        grown < 16 << 20,
+        "{SOCKETS} × {EVENTS} typing events grew the server by {} MiB",
+        grown >> 20
+    );
+    for ack in acks {
+        assert!(
+            ack.contains("rate_limited"),
+            "past the flood, refused: {ack}"
+        );
+    }
+}
