@@ -208,23 +208,23 @@ async fn a_typing_flood_is_refused_and_memory_stays_bounded() {
                     ws.flush().await.unwrap();
                 }
             }
-            // One more, with an ack: past the flood, it is refused.
+            // One more with an ack: once it is answered, the flood has been handled.
             ws.send(Message::text(format!(
                 r#"421["typing",{{"threadId":"{thread}","typing":true}}]"#
             )))
             .await
             .unwrap();
-            loop {
-                let frame = next_text(&mut ws, wait).await.expect("an answer");
-                if let Some(ack) = frame.strip_prefix("431") {
-                    return ack.to_owned();
-                }
-            }
+            while !next_text(&mut ws, wait)
+                .await
+                .expect("an answer")
+                .starts_with("431")
+            {}
+            ws
         })
     });
-    let mut acks = Vec::new();
+    let mut sockets = Vec::new();
     for flooder in flooders {
-        acks.push(flooder.await.unwrap());
+        sockets.push(flooder.await.unwrap());
     }
 
     let started = std::time::Instant::now();
@@ -243,10 +243,41 @@ async fn a_typing_flood_is_refused_and_memory_stays_bounded() {
         "{SOCKETS} × {EVENTS} typing events grew the server by {} MiB",
         grown >> 20
     );
-    for ack in acks {
-        assert!(
-            ack.contains("rate_limited"),
-            "past the flood, refused: {ack}"
-        );
+    drop(sockets);
+}
+
+#[tokio::test]
+async fn events_past_a_sockets_rate_are_refused_before_any_work() {
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+
+    use crate::helpers::{eio, joined, next_text};
+
+    let app = spawn_app_with(|c| c.event_rate_per_socket = "5/60s".parse().ok()).await;
+    let thread = app.create_thread(&["a", "b"]).await;
+    // The join is the first of the five.
+    let mut ws = joined(&app, &thread, eio::Open::default()).await;
+    for ack in 1..=6 {
+        ws.feed(Message::text(format!(
+            r#"42{ack}["thread:read",{{"threadId":"{thread}","messageId":"m"}}]"#
+        )))
+        .await
+        .unwrap();
     }
+    ws.flush().await.unwrap();
+    let wait = std::time::Duration::from_secs(5);
+    let mut acks = std::collections::BTreeMap::new();
+    while acks.len() < 6 {
+        let frame = next_text(&mut ws, wait).await.expect("an ack");
+        if let Some(rest) = frame.strip_prefix("43") {
+            let (id, body) = rest.split_at(1);
+            acks.insert(id.parse::<u32>().unwrap(), body.to_owned());
+        }
+    }
+    let limited = acks.values().filter(|a| a.contains("rate_limited")).count();
+    assert_eq!(limited, 2, "four fit after the join, two do not: {acks:?}");
+    assert!(
+        acks.values().any(|a| a.contains(r#""retryAfter":12"#)),
+        "{acks:?}"
+    );
 }
