@@ -130,6 +130,7 @@ fn socket_io_builder(config: &Config) -> SocketIoBuilder {
         .max_buffer_size(config.socket_buffer)
         .ping_interval(std::time::Duration::from_millis(config.ping_interval_ms))
         .ping_timeout(std::time::Duration::from_millis(config.ping_timeout_ms))
+        .connect_timeout(std::time::Duration::from_millis(config.connect_timeout_ms))
 }
 
 fn event_rate(config: &Config) -> Arc<EventRate> {

@@ -77,6 +77,12 @@ pub struct Config {
     #[arg(long, env = "THREADLINE_PING_TIMEOUT_MS", default_value_t = 20_000)]
     pub ping_timeout_ms: u64,
 
+    /// An Engine.IO session that has not connected to a namespace (sent its Socket.IO
+    /// CONNECT) this long after its handshake is closed: half-open sessions cannot pile up.
+    /// socket.io-client sends CONNECT at once. (Node's default is 45 s.)
+    #[arg(long, env = "THREADLINE_CONNECT_TIMEOUT_MS", default_value_t = 5_000)]
+    pub connect_timeout_ms: u64,
+
     /// Most messages `thread:join {threadId, since}` replays; past it the ack says
     /// `truncated: true` and the client pages the REST history.
     #[arg(long, env = "THREADLINE_REPLAY_LIMIT", default_value_t = 500)]

@@ -281,3 +281,30 @@ async fn events_past_a_sockets_rate_are_refused_before_any_work() {
         "{acks:?}"
     );
 }
+
+#[tokio::test]
+async fn a_session_that_never_connects_to_a_namespace_is_closed() {
+    use crate::helpers::{eio, next_text, ws};
+
+    let app = spawn_app_with(|c| c.connect_timeout_ms = 300).await;
+    let mut idle = ws(&app, eio::Open::default()).await;
+    let started = std::time::Instant::now();
+    let wait = std::time::Duration::from_secs(10);
+    // Engine.IO's close packet, then the end of the connection.
+    assert_eq!(next_text(&mut idle, wait).await.as_deref(), Some("1"));
+    assert_eq!(next_text(&mut idle, wait).await, None, "closed");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "closed after {:?}",
+        started.elapsed()
+    );
+    // A client that connects at once is unaffected.
+    let thread = app.create_thread(&["a", "b"]).await;
+    let mut live = crate::helpers::joined(&app, &thread, eio::Open::default()).await;
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    let sent = app.post_message(&thread, "still here").await;
+    let frame = next_text(&mut live, std::time::Duration::from_secs(5))
+        .await
+        .expect("the connected session is open");
+    assert!(frame.contains(sent["id"].as_str().unwrap()), "{frame}");
+}
