@@ -1,25 +1,17 @@
-//! Assembles the product (REST router + Socket.IO layer + CORS) and serves it until shutdown.
+//! Assembles the product: the REST router and the Socket.IO layer behind CORS, as one service
+//! (`server` drives it).
 
-use std::{
-    convert::Infallible,
-    future::Future,
-    io,
-    net::SocketAddr,
-    sync::Arc,
-    task::{Context, Poll},
-};
+use std::{convert::Infallible, io, sync::Arc};
 
 use axum::{
-    extract::{ConnectInfo, Request, State},
+    extract::{Request, State},
     http::{HeaderValue, header},
     middleware::Next,
     response::{IntoResponse, Response},
-    serve::{IncomingStream, Listener, ListenerExt},
 };
 use socketioxide::{SocketIo, SocketIoBuilder, adapter::Adapter, layer::SocketIoLayer};
 use socketioxide_redis::{RedisAdapter, RedisAdapterCtr};
-use tokio::net::{TcpListener, TcpSocket};
-use tower::{ServiceBuilder, ServiceExt, util::BoxCloneSyncService};
+use tower::{ServiceBuilder, util::BoxCloneSyncService};
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 
 use crate::{
@@ -203,116 +195,4 @@ async fn socket_origin(
         return crate::error::ApiError::Forbidden("origin_not_allowed").into_response();
     }
     next.run(request).await
-}
-
-/// Binds with a listen backlog of `backlog` (tokio's `TcpListener::bind` uses 128, which a burst
-/// of connecting clients overflows into 1 s SYN retries).
-pub fn bind(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
-    let socket = match addr {
-        SocketAddr::V4(_) => TcpSocket::new_v4()?,
-        SocketAddr::V6(_) => TcpSocket::new_v6()?,
-    };
-    socket.set_reuseaddr(true)?;
-    socket.bind(addr)?;
-    socket.listen(backlog)
-}
-
-/// Serves `app` on `listener` until `shutdown` resolves; then closes every Socket.IO session
-/// (clients see a clean disconnect), stops accepting, and lets in-flight requests finish.
-pub async fn serve(
-    listener: TcpListener,
-    app: App,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> io::Result<()> {
-    let realtime = app.realtime.clone();
-    let store = app.state.store.clone();
-    let listener = listener.tap_io(|tcp| {
-        // Chat messages are small and latency-bound.
-        let _ = tcp.set_nodelay(true);
-    });
-    let service = WithPeer {
-        service: app.service,
-        // Engine.IO keeps each session's request for its lifetime: only carry the peer's
-        // address when a limit needs it.
-        enabled: app.state.limits.uses_ip(),
-    };
-    let grace = std::time::Duration::from_secs(app.state.config.shutdown_grace_secs);
-    let (began, shutting_down) = tokio::sync::oneshot::channel::<()>();
-    let served = axum::serve(listener, service).with_graceful_shutdown(async move {
-        shutdown.await;
-        let _ = began.send(());
-        tracing::info!("shutting down: closing realtime sessions");
-        realtime.close().await;
-    });
-    // In-flight requests get `grace` to finish. A long-poll whose client left at the wrong
-    // moment is otherwise only answered at the next heartbeat.
-    tokio::select! {
-        served = served => served?,
-        () = async {
-            if shutting_down.await.is_err() {
-                return std::future::pending().await;
-            }
-            tokio::time::sleep(grace).await;
-        } => tracing::warn!(?grace, "requests still in flight after the shutdown grace; closing them"),
-    }
-    store.close().await;
-    Ok(())
-}
-
-/// Makes the service of each accepted connection: requests carry the peer's address as
-/// `ConnectInfo<SocketAddr>` when `enabled`.
-#[derive(Clone)]
-struct WithPeer {
-    service: Service,
-    enabled: bool,
-}
-
-impl<'a, L> tower::Service<IncomingStream<'a, L>> for WithPeer
-where
-    L: Listener<Addr = SocketAddr>,
-{
-    type Response = Service;
-    type Error = Infallible;
-    type Future = std::future::Ready<Result<Service, Infallible>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, stream: IncomingStream<'a, L>) -> Self::Future {
-        if !self.enabled {
-            return std::future::ready(Ok(self.service.clone()));
-        }
-        let peer = ConnectInfo(*stream.remote_addr());
-        let service = self
-            .service
-            .clone()
-            .map_request(move |mut request: Request| {
-                request.extensions_mut().insert(peer);
-                request
-            });
-        std::future::ready(Ok(Service::new(service)))
-    }
-}
-
-/// Resolves on SIGINT (ctrl-c) or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
-    }
 }

@@ -32,24 +32,42 @@ impl Blobs {
         self.files.join(id.as_str())
     }
 
-    /// A new temporary file for an upload in progress.
-    pub async fn create_partial(&self, id: &FileId) -> io::Result<(File, PathBuf)> {
+    /// A new temporary file for an upload in progress, removed unless committed.
+    pub async fn create_partial(&self, id: &FileId) -> io::Result<Partial> {
         let path = self.partial.join(id.as_str());
-        Ok((File::create(&path).await?, path))
+        Ok(Partial {
+            file: File::create(&path).await?,
+            path,
+            kept: false,
+        })
     }
 
     /// Makes an upload durable: fsync the bytes, move them into place, fsync the directory.
-    pub async fn commit(&self, file: File, partial: &Path, id: &FileId) -> io::Result<()> {
-        file.sync_all().await?;
-        drop(file);
-        fs::rename(partial, self.path(id)).await?;
+    pub async fn commit(&self, mut partial: Partial, id: &FileId) -> io::Result<()> {
+        partial.file.sync_all().await?;
+        fs::rename(&partial.path, self.path(id)).await?;
+        partial.kept = true;
         File::open(&self.files).await?.sync_all().await
     }
+}
 
-    /// Removes an abandoned upload.
-    pub async fn discard(&self, partial: &Path) {
-        if let Err(e) = fs::remove_file(partial).await {
-            tracing::warn!(error = %e, path = %partial.display(), "could not remove partial upload");
+/// An upload being received. Dropped before it is committed (an error, a stalled or vanished
+/// client cancelling the request), its bytes are removed.
+pub struct Partial {
+    pub file: File,
+    path: PathBuf,
+    kept: bool,
+}
+
+impl Drop for Partial {
+    fn drop(&mut self) {
+        if self.kept {
+            return;
+        }
+        if let Err(e) = std::fs::remove_file(&self.path)
+            && e.kind() != io::ErrorKind::NotFound
+        {
+            tracing::warn!(error = %e, path = %self.path.display(), "could not remove partial upload");
         }
     }
 }

@@ -135,6 +135,35 @@ pub struct Config {
     #[arg(long, env = "THREADLINE_CONNECT_RATE_PER_IP")]
     pub connect_rate_per_ip: Option<Setting<Rate>>,
 
+    /// TCP connections this node holds at once, websockets included; past it the server stops
+    /// accepting until one closes. Lowered at start-up to fit the open-files limit (whose soft
+    /// value is first raised to the hard one).
+    #[arg(
+        long,
+        env = "THREADLINE_MAX_HTTP_CONNECTIONS",
+        default_value_t = 16_384
+    )]
+    pub max_http_connections: usize,
+
+    /// An HTTP connection must send a request's complete head within this long of opening or
+    /// of its previous response, else it is closed: idle keep-alive connections and headers
+    /// trickled a byte at a time cannot hold a descriptor.
+    #[arg(
+        long,
+        env = "THREADLINE_HTTP_IDLE_TIMEOUT_MS",
+        default_value_t = 15_000
+    )]
+    pub http_idle_timeout_ms: u64,
+
+    /// Longest pause while receiving a request body (an upload that stalls this long is
+    /// refused with 408 and its partial file removed).
+    #[arg(
+        long,
+        env = "THREADLINE_HTTP_BODY_TIMEOUT_MS",
+        default_value_t = 30_000
+    )]
+    pub http_body_timeout_ms: u64,
+
     /// Socket.IO connections this node holds at once (a number or `off`); jwt default 10000.
     #[arg(long, env = "THREADLINE_MAX_CONNECTIONS")]
     pub max_connections: Option<Setting<usize>>,

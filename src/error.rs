@@ -29,6 +29,9 @@ pub enum ApiError {
     Conflict(&'static str),
     #[error("payload too large")]
     PayloadTooLarge,
+    /// 408: the request body stalled past `--http-body-timeout-ms`.
+    #[error("request body timed out")]
+    BodyTimeout,
     #[error("unsupported media type: {0}")]
     UnsupportedMediaType(String),
     #[error("method not allowed")]
@@ -58,6 +61,7 @@ impl ApiError {
             | Self::Forbidden(code)
             | Self::Conflict(code) => code,
             Self::PayloadTooLarge => "payload_too_large",
+            Self::BodyTimeout => "request_timeout",
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::RateLimited(_) => "rate_limited",

@@ -6,7 +6,8 @@
 //! sockets. A module never imports one above it; news flows back up through a trait the upper
 //! layer implements (`fanout::Sink`, `fanout::Peers`).
 //!
-//! - [`app`]: builds the router and the Socket.IO layer; `serve(listener, app, shutdown)`.
+//! - [`server`]: the connection loop: a cap on connections, idle timeouts, graceful shutdown.
+//! - [`app`]: builds the router and the Socket.IO layer as one service.
 //! - [`http`]: REST routes, one module per resource; the HTTP face of errors and extractors.
 //! - [`realtime`]: Socket.IO at `/ws`: handshake, the event table, the fan-out's sink, peers.
 //! - [`state`]: the handles every handler gets.
@@ -37,6 +38,7 @@ pub mod http;
 pub mod limits;
 pub mod pagination;
 pub mod realtime;
+pub mod server;
 pub mod state;
 pub mod store;
 pub mod telemetry;

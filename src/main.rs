@@ -1,11 +1,7 @@
 use std::{net::SocketAddr, process::ExitCode};
 
 use clap::Parser;
-use threadline::{
-    app::{self, App},
-    config::Config,
-    store, telemetry,
-};
+use threadline::{app::App, config::Config, server, store, telemetry};
 
 fn main() -> ExitCode {
     let config = Config::parse();
@@ -37,7 +33,7 @@ fn main() -> ExitCode {
 }
 
 async fn run(config: Config) -> std::io::Result<()> {
-    let listener = app::bind(SocketAddr::new(config.host, config.port), config.backlog)?;
+    let listener = server::bind(SocketAddr::new(config.host, config.port), config.backlog)?;
     let addr = listener.local_addr()?;
     let store = store::open(config.database_url.as_deref())
         .await
@@ -46,5 +42,5 @@ async fn run(config: Config) -> std::io::Result<()> {
     // Scripts and tests read the bound address (port 0 picks one) from this first stdout line.
     println!("listening on http://{addr}");
     tracing::info!(%addr, "listening (Socket.IO at /ws)");
-    app::serve(listener, app, app::shutdown_signal()).await
+    server::serve(listener, app, server::shutdown_signal()).await
 }

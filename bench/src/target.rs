@@ -29,13 +29,27 @@ impl Drop for TempDir {
 impl Target {
     /// threadline from `bin`, on a loopback port it picks, with a scratch `--data-dir`.
     pub fn threadline(bin: &str, extra: &[String]) -> Result<Self> {
+        Self::threadline_from(Command::new(bin), extra)
+    }
+
+    /// threadline started with a soft open-files limit of `soft` (as a service manager might).
+    pub fn threadline_with_open_files(bin: &str, extra: &[String], soft: u64) -> Result<Self> {
+        let mut cmd = Command::new("sh");
+        cmd.args([
+            "-c",
+            &format!("ulimit -Sn {soft} && exec \"$0\" \"$@\""),
+            bin,
+        ]);
+        Self::threadline_from(cmd, extra)
+    }
+
+    fn threadline_from(mut cmd: Command, extra: &[String]) -> Result<Self> {
         static STARTED: AtomicUsize = AtomicUsize::new(0);
         let dir = std::env::temp_dir().join(format!(
             "threadline-bench-{}-{}",
             std::process::id(),
             STARTED.fetch_add(1, Ordering::Relaxed)
         ));
-        let mut cmd = Command::new(bin);
         cmd.args(["--host", "127.0.0.1", "--port", "0", "--data-dir"])
             .arg(&dir)
             .args(extra)
@@ -96,6 +110,21 @@ impl Target {
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
             .map(|kb| kb * 1024)
             .unwrap_or(0)
+    }
+
+    /// Open file descriptors (sockets included).
+    pub fn open_files(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
+            .map(|dir| dir.count())
+            .unwrap_or(0)
+    }
+
+    /// The soft and hard open-files limits in force.
+    pub fn open_files_limit(&self) -> Option<(u64, u64)> {
+        let limits = std::fs::read_to_string(format!("/proc/{}/limits", self.pid())).ok()?;
+        let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+        let mut values = line["Max open files".len()..].split_whitespace();
+        Some((values.next()?.parse().ok()?, values.next()?.parse().ok()?))
     }
 
     /// User + system CPU time consumed so far, seconds.

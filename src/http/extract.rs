@@ -59,9 +59,22 @@ impl From<JsonRejection> for ApiError {
             JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
                 ApiError::PayloadTooLarge
             }
+            JsonRejection::BytesRejection(e) if body_timed_out(&e) => ApiError::BodyTimeout,
             other => ApiError::bad_request("invalid_body", other.body_text()),
         }
     }
+}
+
+/// Whether reading a request body failed because it stalled (`http::router`'s body timeout).
+pub fn body_timed_out(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(e) = cause {
+        if e.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
 }
 
 impl From<QueryRejection> for ApiError {

@@ -44,6 +44,8 @@ fn file_id(raw: &str) -> Result<FileId> {
 fn multipart_error(e: MultipartError) -> ApiError {
     if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
         ApiError::PayloadTooLarge
+    } else if super::extract::body_timed_out(&e) {
+        ApiError::BodyTimeout
     } else {
         ApiError::bad_request("invalid_multipart", e.body_text())
     }
@@ -75,7 +77,8 @@ async fn upload(
 
     let id = FileId::generate();
     let blobs = &state.blobs;
-    let (mut file, partial) = blobs.create_partial(&id).await.map_err(internal)?;
+    let mut partial = blobs.create_partial(&id).await.map_err(internal)?;
+    let file = &mut partial.file;
     let mut hasher = Sha256::new();
     let mut size: u64 = 0;
     let mut head = Vec::new();
@@ -93,11 +96,8 @@ async fn upload(
         file.flush().await.map_err(internal)
     }
     .await;
-    if let Err(e) = received {
-        drop(file);
-        blobs.discard(&partial).await;
-        return Err(e);
-    }
+    // On an error the partial file is dropped, which removes it.
+    received?;
 
     let record = FileRecord {
         id: id.clone(),
@@ -114,11 +114,10 @@ async fn upload(
     let sha256 = format!("{:x}", hasher.finalize());
     // Durability (fsync + rename) happens after the response; clients poll the status route.
     tokio::spawn(async move {
-        let outcome = match state.blobs.commit(file, &partial, &id).await {
+        let outcome = match state.blobs.commit(partial, &id).await {
             Ok(()) => (FileStatus::Ready, Some(sha256)),
             Err(e) => {
                 tracing::error!(error = %e, file = %id, "storing upload failed");
-                state.blobs.discard(&partial).await;
                 (FileStatus::Failed, None)
             }
         };

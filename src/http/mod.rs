@@ -21,6 +21,7 @@ use axum::{
 use tower_http::{
     services::{ServeDir, ServeFile},
     set_header::SetResponseHeaderLayer,
+    timeout::RequestBodyTimeoutLayer,
     trace::TraceLayer,
 };
 use tracing::Span;
@@ -65,6 +66,9 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async { ApiError::NotFound("not_found") })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
+        .layer(RequestBodyTimeoutLayer::new(Duration::from_millis(
+            config.http_body_timeout_ms,
+        )))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(request_span)

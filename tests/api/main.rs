@@ -10,6 +10,7 @@ mod auth;
 mod bad_input;
 mod bench_data;
 mod concurrency;
+mod connections;
 mod files;
 mod garbage_wire;
 mod hardening;

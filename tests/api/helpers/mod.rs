@@ -5,11 +5,7 @@ use std::net::SocketAddr;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use threadline::{
-    app::{self, App},
-    config::Config,
-    store,
-};
+use threadline::{app::App, config::Config, server, store};
 use tokio::sync::oneshot;
 
 pub use threadline_bench::eio::{self, Ws, next_text_within as next_text};
@@ -72,14 +68,14 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
     let mut config = Config::for_tests(data.path().to_path_buf());
     config.database_url = test_database_url(data.path()).await;
     configure(&mut config);
-    let listener = app::bind("127.0.0.1:0".parse().unwrap(), 1024).expect("bind");
+    let listener = server::bind("127.0.0.1:0".parse().unwrap(), 1024).expect("bind");
     let addr = listener.local_addr().unwrap();
     let store = store::open(config.database_url.as_deref())
         .await
         .expect("open the store");
     let app = App::build(config, store).await.expect("build app");
     let (tx, rx) = oneshot::channel::<()>();
-    let served = tokio::spawn(app::serve(listener, app, async {
+    let served = tokio::spawn(server::serve(listener, app, async {
         let _ = rx.await;
     }));
     TestApp {
