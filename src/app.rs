@@ -75,7 +75,7 @@ impl App {
                 io.ns("/", realtime::connect_handler());
                 let broadcaster = Arc::new(Broadcaster { io });
                 fanout.attach(broadcaster.clone() as Arc<dyn Sink>, None);
-                (assemble(config, layer, rest), broadcaster)
+                (assemble(&state, layer, rest), broadcaster)
             }
             Some(url) => {
                 let client = redis_client(url)?;
@@ -94,7 +94,7 @@ impl App {
                 peers.listen(client, Arc::clone(fanout));
                 let broadcaster = Arc::new(Broadcaster { io });
                 fanout.attach(broadcaster.clone(), Some(Arc::new(peers)));
-                (assemble(config, layer, rest), broadcaster)
+                (assemble(&state, layer, rest), broadcaster)
             }
         };
         Ok(Self {
@@ -147,12 +147,17 @@ fn redis_client(url: &str) -> io::Result<redis::Client> {
 /// Socket.IO sits in front of the REST router, so Engine.IO requests skip routing and request
 /// logging (polls would flood it), but inside CORS, so polling requests get the same CORS policy
 /// as REST.
-fn assemble<A: Adapter>(config: &Config, layer: SocketIoLayer<A>, rest: axum::Router) -> Service {
+fn assemble<A: Adapter>(state: &AppState, layer: SocketIoLayer<A>, rest: axum::Router) -> Service {
+    let config = &state.config;
     let session_request = SessionRequest::new(config.client_ip_header.clone());
     let origins: Arc<[HeaderValue]> = allowed_origins(&config.cors_origins).into();
     let service = ServiceBuilder::new()
         .layer(cors(&config.cors_origins))
         .layer(axum::middleware::from_fn_with_state(origins, socket_origin))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            realtime::admit_session,
+        ))
         .map_request(move |request| session_request.detach(request))
         .map_response(IntoResponse::into_response)
         .layer(layer)

@@ -137,13 +137,9 @@ pub struct Config {
 
     /// TCP connections this node holds at once, websockets included; past it the server stops
     /// accepting until one closes. Lowered at start-up to fit the open-files limit (whose soft
-    /// value is first raised to the hard one).
-    #[arg(
-        long,
-        env = "THREADLINE_MAX_HTTP_CONNECTIONS",
-        default_value_t = 16_384
-    )]
-    pub max_http_connections: usize,
+    /// value is first raised to the hard one). Default: the open-files limit less 256.
+    #[arg(long, env = "THREADLINE_MAX_HTTP_CONNECTIONS")]
+    pub max_http_connections: Option<usize>,
 
     /// An HTTP connection must send a request's complete head within this long of opening or
     /// of its previous response, else it is closed: idle keep-alive connections and headers
@@ -163,6 +159,13 @@ pub struct Config {
         default_value_t = 30_000
     )]
     pub http_body_timeout_ms: u64,
+
+    /// Engine.IO sessions that have not sent their Socket.IO CONNECT yet, on this node (a
+    /// number or `off`). Counted at each client's first request, before any token is read;
+    /// past it: 503 `server_busy`. Each address may also open twice its
+    /// `--connect-rate-per-ip` in sessions (429 `rate_limited`). On in both modes.
+    #[arg(long, env = "THREADLINE_MAX_PENDING_SESSIONS", default_value = "5000")]
+    pub max_pending_sessions: Setting<usize>,
 
     /// Socket.IO connections this node holds at once (a number or `off`); jwt default 10000.
     #[arg(long, env = "THREADLINE_MAX_CONNECTIONS")]
@@ -277,6 +280,14 @@ impl Rate {
                 None => panic!("a rate allows at least one"),
             },
             period: Duration::from_secs(seconds),
+        }
+    }
+
+    /// Twice the burst and twice the pace.
+    pub fn doubled(self) -> Self {
+        Self {
+            count: self.count.saturating_mul(NonZeroU32::MIN.saturating_add(1)),
+            period: self.period,
         }
     }
 }

@@ -39,6 +39,13 @@ pub enum ApiError {
     /// 429 with `Retry-After`: a rate limit (README, Limits) refused the request.
     #[error("rate limited")]
     RateLimited(RateLimited),
+    /// 503 with `Retry-After`: the node cannot take this now (`server_busy`,
+    /// `store_unavailable`); the same request later may succeed.
+    #[error("{code}")]
+    Unavailable {
+        code: &'static str,
+        retry_after_secs: u64,
+    },
     /// 500: the cause is logged, never sent.
     #[error("internal error: {0}")]
     Internal(String),
@@ -65,6 +72,7 @@ impl ApiError {
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::RateLimited(_) => "rate_limited",
+            Self::Unavailable { code, .. } => code,
             Self::Internal(_) => "internal_error",
         }
     }

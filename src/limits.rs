@@ -7,12 +7,13 @@
 //! are counted per node.
 
 use std::{
+    collections::VecDeque,
     net::{IpAddr, SocketAddr},
     sync::{
-        Arc, Weak,
+        Arc, Mutex, PoisonError, Weak,
         atomic::{AtomicUsize, Ordering},
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use axum::{
@@ -69,17 +70,21 @@ impl RateLimited {
     }
 }
 
-/// A rate per key of any kind (a socket, say), or none.
+/// A rate per key of any kind (a socket, an address, `()` for the whole node), or none.
 pub struct KeyedRate<K: std::hash::Hash + Eq + Clone>(Option<DefaultKeyedRateLimiter<K>>);
 
 impl<K: std::hash::Hash + Eq + Clone> KeyedRate<K> {
     /// `setting`, or `default` when not configured.
     pub fn new(setting: Option<Setting<Rate>>, default: Rate) -> Self {
-        let rate = match setting {
+        Self::from_rate(match setting {
             Some(Setting::On(rate)) => Some(rate),
             Some(Setting::Off) => None,
             None => Some(default),
-        };
+        })
+    }
+
+    /// `rate`, or no limit.
+    pub fn from_rate(rate: Option<Rate>) -> Self {
         Self(rate.map(|rate| RateLimiter::dashmap(quota(rate))))
     }
 
@@ -88,6 +93,10 @@ impl<K: std::hash::Hash + Eq + Clone> KeyedRate<K> {
             Some(limiter) => limiter.check_key(key).map_err(refusal),
             None => Ok(()),
         }
+    }
+
+    fn is_on(&self) -> bool {
+        self.0.is_some()
     }
 
     /// Forgets the buckets that are full again (they behave exactly like absent ones).
@@ -101,15 +110,15 @@ impl<K: std::hash::Hash + Eq + Clone> KeyedRate<K> {
 
 /// One kind of action, limited per user and per client address.
 pub struct RateLimit {
-    per_user: Option<DefaultKeyedRateLimiter<UserId>>,
-    per_ip: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    per_user: KeyedRate<UserId>,
+    per_ip: KeyedRate<IpAddr>,
 }
 
 impl RateLimit {
     fn new(per_user: Option<Rate>, per_ip: Option<Rate>) -> Self {
         Self {
-            per_user: per_user.map(|rate| RateLimiter::dashmap(quota(rate))),
-            per_ip: per_ip.map(|rate| RateLimiter::dashmap(quota(rate))),
+            per_user: KeyedRate::from_rate(per_user),
+            per_ip: KeyedRate::from_rate(per_ip),
         }
     }
 
@@ -118,11 +127,11 @@ impl RateLimit {
     /// keeps going after a refusal does not drain the bucket of everyone behind the same
     /// address.
     pub fn check(&self, user: Option<&UserId>, ip: Option<IpAddr>) -> Result<(), RateLimited> {
-        if let (Some(limiter), Some(user)) = (&self.per_user, user) {
-            limiter.check_key(user).map_err(refusal)?;
+        if let Some(user) = user {
+            self.per_user.check(user)?;
         }
-        if let (Some(limiter), Some(ip)) = (&self.per_ip, ip) {
-            limiter.check_key(&ip).map_err(refusal)?;
+        if let Some(ip) = ip {
+            self.per_ip.check(&ip)?;
         }
         Ok(())
     }
@@ -133,18 +142,85 @@ impl RateLimit {
     }
 
     fn uses_ip(&self) -> bool {
-        self.per_ip.is_some()
+        self.per_ip.is_on()
     }
 
-    /// Forgets the buckets that are full again (they behave exactly like absent ones).
     fn sweep(&self) {
-        if let Some(limiter) = &self.per_user {
-            limiter.retain_recent();
-            limiter.shrink_to_fit();
+        self.per_user.sweep();
+        self.per_ip.sweep();
+    }
+}
+
+/// New Engine.IO sessions, counted at the first request of each, before the session exists and
+/// before any token is read: a flood of handshakes that never connect cannot grow memory.
+pub struct SessionLimit {
+    /// Twice the address's connect rate: a client over its connect rate is refused at CONNECT
+    /// (a clear `connect_error`); only sessions that never connect run into this one.
+    per_ip: KeyedRate<IpAddr>,
+    pending: PendingSessions,
+}
+
+/// Why a new session was refused.
+#[derive(Debug)]
+pub enum SessionRefused {
+    /// The address opened too many (429).
+    Address(RateLimited),
+    /// The node holds `--max-pending-sessions` that have not connected (503).
+    Node(RateLimited),
+}
+
+impl SessionLimit {
+    pub fn check(&self, ip: Option<IpAddr>) -> Result<(), SessionRefused> {
+        if let Some(ip) = ip {
+            self.per_ip.check(&ip).map_err(SessionRefused::Address)?;
         }
-        if let Some(limiter) = &self.per_ip {
-            limiter.retain_recent();
-            limiter.shrink_to_fit();
+        self.pending.open().map_err(SessionRefused::Node)
+    }
+
+    /// A session sent its Socket.IO CONNECT and was admitted: it is no longer pending.
+    pub fn connected(&self) {
+        self.pending.connected();
+    }
+}
+
+/// Engine.IO sessions opened but not yet connected to a namespace. Such a session is closed by
+/// the engine at `--connect-timeout-ms`, so each is remembered by when it opened and forgotten
+/// then, or when a session connects (the oldest is forgotten: the count is what matters).
+struct PendingSessions {
+    max: Option<usize>,
+    lifetime: Duration,
+    opened: Mutex<VecDeque<Instant>>,
+}
+
+impl PendingSessions {
+    fn open(&self) -> Result<(), RateLimited> {
+        let Some(max) = self.max else {
+            return Ok(());
+        };
+        let now = Instant::now();
+        let mut opened = self.opened.lock().unwrap_or_else(PoisonError::into_inner);
+        while opened
+            .front()
+            .is_some_and(|at| now.duration_since(*at) >= self.lifetime)
+        {
+            opened.pop_front();
+        }
+        if opened.len() >= max {
+            let oldest = opened.front().copied().unwrap_or(now);
+            return Err(RateLimited {
+                retry_after: self.lifetime.saturating_sub(now.duration_since(oldest)),
+            });
+        }
+        opened.push_back(now);
+        Ok(())
+    }
+
+    fn connected(&self) {
+        if self.max.is_some() {
+            self.opened
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .pop_front();
         }
     }
 }
@@ -259,6 +335,8 @@ pub struct Limits {
     pub threads: RateLimit,
     /// New Socket.IO connections.
     pub connects: RateLimit,
+    /// New Engine.IO sessions (before the Socket.IO CONNECT).
+    pub sessions: SessionLimit,
     pub connections: Arc<ConnectionCap>,
     /// Where the client's address comes from behind a proxy.
     client_ip_header: Option<HeaderName>,
@@ -295,6 +373,19 @@ impl Limits {
                 rate(config.connect_rate_per_user, defaults::CONNECTS_PER_USER),
                 rate(config.connect_rate_per_ip, defaults::CONNECTS_PER_IP),
             ),
+            sessions: SessionLimit {
+                per_ip: KeyedRate::from_rate(
+                    rate(config.connect_rate_per_ip, defaults::CONNECTS_PER_IP).map(Rate::doubled),
+                ),
+                pending: PendingSessions {
+                    max: match config.max_pending_sessions {
+                        Setting::On(max) => Some(max),
+                        Setting::Off => None,
+                    },
+                    lifetime: Duration::from_millis(config.connect_timeout_ms),
+                    opened: Mutex::new(VecDeque::new()),
+                },
+            },
             connections: Arc::new(ConnectionCap {
                 max: cap(config.max_connections, defaults::MAX_CONNECTIONS),
                 max_per_user: cap(
@@ -352,6 +443,7 @@ impl Limits {
                 limits.uploads.sweep();
                 limits.threads.sweep();
                 limits.connects.sweep();
+                limits.sessions.per_ip.sweep();
             }
         });
     }
@@ -376,6 +468,25 @@ mod tests {
         limit.check(Some(&bob), None).unwrap();
         // Anonymous callers are limited by their address only.
         limit.check(None, None).unwrap();
+    }
+
+    #[test]
+    fn pending_sessions_are_capped_until_they_connect_or_expire() {
+        let pending = PendingSessions {
+            max: Some(2),
+            lifetime: Duration::from_millis(200),
+            opened: Mutex::new(VecDeque::new()),
+        };
+        pending.open().unwrap();
+        pending.open().unwrap();
+        let refused = pending.open().unwrap_err();
+        assert!(refused.retry_after <= Duration::from_millis(200));
+        pending.connected();
+        pending.open().unwrap();
+        assert!(pending.open().is_err());
+        std::thread::sleep(Duration::from_millis(250));
+        pending.open().unwrap();
+        pending.open().unwrap();
     }
 
     #[test]

@@ -59,14 +59,19 @@ pub fn raise_open_files_limit() -> Option<u64> {
     }
 }
 
-/// How many connections to hold at once: the configured cap, lowered to fit the open-files
-/// limit so the server never reaches it (past it, `accept` fails and nothing is served).
-fn connection_cap(configured: usize, open_files: Option<u64>) -> usize {
+/// How many connections to hold at once: the configured cap (by default, all that fit), lowered
+/// to fit the open-files limit so the server never reaches it (past it, `accept` fails and
+/// nothing is served).
+fn connection_cap(configured: Option<usize>, open_files: Option<u64>) -> usize {
+    const UNKNOWN_LIMIT: usize = 16_384;
     let Some(limit) = open_files else {
-        return configured;
+        return configured.unwrap_or(UNKNOWN_LIMIT);
     };
     let fits =
         usize::try_from(limit.saturating_sub(RESERVED_DESCRIPTORS).max(16)).unwrap_or(usize::MAX);
+    let Some(configured) = configured else {
+        return fits;
+    };
     if fits < configured {
         tracing::warn!(
             configured,
@@ -279,9 +284,10 @@ mod tests {
 
     #[test]
     fn the_cap_fits_the_open_files_limit() {
-        assert_eq!(connection_cap(16_384, None), 16_384);
-        assert_eq!(connection_cap(16_384, Some(1_048_576)), 16_384);
-        assert_eq!(connection_cap(16_384, Some(1_024)), 768);
-        assert_eq!(connection_cap(100, Some(1_024)), 100);
+        assert_eq!(connection_cap(None, Some(20_000)), 19_744);
+        assert_eq!(connection_cap(None, None), 16_384);
+        assert_eq!(connection_cap(Some(16_384), Some(1_048_576)), 16_384);
+        assert_eq!(connection_cap(Some(16_384), Some(1_024)), 768);
+        assert_eq!(connection_cap(Some(100), Some(1_024)), 100);
     }
 }

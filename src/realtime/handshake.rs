@@ -11,7 +11,7 @@ use socketioxide::{
 };
 
 use super::{Identities, handlers, rooms};
-use crate::{domain::UserId, state::AppState};
+use crate::{domain::UserId, error::ApiError, limits::SessionRefused, state::AppState};
 
 /// Why a handshake is refused (socket.io-client's `connect_error`).
 #[derive(Debug, thiserror::Error)]
@@ -104,7 +104,51 @@ async fn admit<A: Adapter>(
         );
     }
     handlers::register(&socket);
+    limits.sessions.connected();
     Ok(())
+}
+
+/// Engine.IO creates a session at a client's first request, before any of the handlers above
+/// run; this middleware counts those first requests (no `sid` yet) per address and for the
+/// node, and refuses the excess before a session exists.
+pub async fn admit_session(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+
+    match check_new_session(&state, &request) {
+        Ok(()) => next.run(request).await,
+        Err(refused) => refused.into_response(),
+    }
+}
+
+fn check_new_session(state: &AppState, request: &axum::extract::Request) -> Result<(), ApiError> {
+    let uri = request.uri();
+    let opens_session = uri.path().starts_with("/ws")
+        && !uri
+            .query()
+            .unwrap_or_default()
+            .split('&')
+            .any(|pair| pair.starts_with("sid="));
+    if !opens_session {
+        return Ok(());
+    }
+    let ip = state
+        .limits
+        .client_ip(request.headers(), request.extensions());
+    state
+        .limits
+        .sessions
+        .check(ip)
+        .map_err(|refused| match refused {
+            SessionRefused::Address(limited) => ApiError::RateLimited(limited),
+            SessionRefused::Node(limited) => ApiError::Unavailable {
+                code: "server_busy",
+                retry_after_secs: limited.retry_after_secs(),
+            },
+        })
 }
 
 /// The client's address, when a limit keys on it.

@@ -20,7 +20,7 @@ use async_trait::async_trait;
 use socketioxide::{SocketIo, adapter::Adapter};
 
 pub use handlers::EventRate;
-pub use handshake::connect_handler;
+pub use handshake::{admit_session, connect_handler};
 pub use identities::Identities;
 pub use typing::Typing;
 

@@ -308,3 +308,120 @@ async fn a_session_that_never_connects_to_a_namespace_is_closed() {
         .expect("the connected session is open");
     assert!(frame.contains(sent["id"].as_str().unwrap()), "{frame}");
 }
+
+/// Sends `count` Engine.IO polling handshakes over one keep-alive connection from `source`;
+/// returns the statuses.
+async fn polling_handshakes(
+    server: std::net::SocketAddr,
+    source: std::net::IpAddr,
+    count: usize,
+) -> Vec<u16> {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(std::net::SocketAddr::new(source, 0)).unwrap();
+    let tcp = socket.connect(server).await.unwrap();
+    let (read, mut write) = tcp.into_split();
+    let mut read = BufReader::new(read);
+    let request = format!("GET /ws/?EIO=4&transport=polling HTTP/1.1\r\nhost: {server}\r\n\r\n");
+    let mut statuses = Vec::with_capacity(count);
+    for _ in 0..count {
+        write.write_all(request.as_bytes()).await.unwrap();
+        let mut line = String::new();
+        read.read_line(&mut line).await.unwrap();
+        let status = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+        let mut length = 0usize;
+        loop {
+            line.clear();
+            read.read_line(&mut line).await.unwrap();
+            if line == "\r\n" {
+                break;
+            }
+            if let Some((name, value)) = line.split_once(':')
+                && name.eq_ignore_ascii_case("content-length")
+            {
+                length = value.trim().parse().unwrap();
+            }
+        }
+        let mut body = vec![0; length];
+        read.read_exact(&mut body).await.unwrap();
+        statuses.push(status);
+    }
+    statuses
+}
+
+/// 24,000 Engine.IO handshakes that never connect, from one address and then from many: the
+/// node holds at most `--max-pending-sessions` of them (the rest: 503 `server_busy` before any
+/// session exists), its memory stays bounded, and a real client still connects.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handshake_flood_is_refused_before_sessions_exist() {
+    use threadline_bench::target::Target;
+
+    use crate::helpers::eio;
+
+    const FLOODERS: usize = 8;
+    const EACH: usize = 3_000;
+    let server = Target::threadline(
+        env!("CARGO_BIN_EXE_threadline"),
+        &["--max-pending-sessions".into(), "1000".into()],
+    )
+    .unwrap();
+    let before = server.rss();
+    let started = std::time::Instant::now();
+    let flooders = (0..FLOODERS).map(|n| {
+        let source = std::net::IpAddr::from([127, 0, 1, 1 + n as u8]);
+        tokio::spawn(polling_handshakes(server.addr, source, EACH))
+    });
+    let mut statuses = Vec::new();
+    for flooder in flooders {
+        statuses.extend(flooder.await.unwrap());
+    }
+    let elapsed = started.elapsed();
+    let opened = statuses.iter().filter(|&&s| s == 200).count();
+    let busy = statuses.iter().filter(|&&s| s == 503).count();
+    assert_eq!(opened + busy, FLOODERS * EACH, "only 200 or 503");
+    // 1,000 at a time, each forgotten when the engine closes it 5 s after it opened.
+    let allowed = 1_000 * (1 + (elapsed.as_secs_f64() / 5.0).ceil() as usize);
+    assert!(
+        opened <= allowed,
+        "{opened} sessions opened in {elapsed:?} (at most {allowed})"
+    );
+    let grown = server.rss().saturating_sub(before);
+    eprintln!(
+        "{} handshakes in {elapsed:?}: {opened} opened, {busy} refused; RSS +{} KiB",
+        FLOODERS * EACH,
+        grown >> 10
+    );
+    assert!(
+        // Before the cap: 100,000 sessions grew it by 878 MiB.
+        grown < 48 << 20,
+        "the flood grew the server by {} MiB",
+        grown >> 20
+    );
+
+    // Once the flood stops, a real client connects (retrying while the bucket refills).
+    let mut connected = None;
+    for _ in 0..50 {
+        if let Ok(ws) = eio::connect(server.addr, [127, 0, 2, 1].into()).await {
+            connected = Some(ws);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(connected.is_some(), "a real client could not connect");
+}
+
+/// Past twice its connect rate, an address opens no more sessions (429); another address does.
+#[tokio::test]
+async fn an_address_opens_at_most_twice_its_connect_rate_in_sessions() {
+    let app = spawn_app_with(|c| c.connect_rate_per_ip = "5/60s".parse().ok()).await;
+    let statuses = polling_handshakes(app.addr, [127, 0, 0, 1].into(), 12).await;
+    assert_eq!(
+        statuses.iter().filter(|&&s| s == 200).count(),
+        10,
+        "{statuses:?}"
+    );
+    assert_eq!(statuses[11], 429);
+    let elsewhere = polling_handshakes(app.addr, [127, 0, 0, 2].into(), 1).await;
+    assert_eq!(elsewhere, [200]);
+}
