@@ -80,7 +80,13 @@ impl Auth {
                 _ => AuthError::Invalid,
             },
         )?;
-        UserId::parse(&data.claims.sub).map_err(|_| AuthError::Invalid)
+        let user = UserId::parse(&data.claims.sub).map_err(|_| AuthError::Invalid)?;
+        // `me` is the stub's anonymous caller, who is counted by address only: a token may not
+        // claim it.
+        if user.is_anonymous() {
+            return Err(AuthError::Invalid);
+        }
+        Ok(user)
     }
 
     /// Verifies the token of an `Authorization: Bearer <token>` header value.

@@ -29,7 +29,7 @@ impl Actor {
     /// The user a per-user limit counts: anyone but the anonymous `"me"`, who shares only
     /// their address's bucket.
     pub fn counted_user(&self) -> Option<&UserId> {
-        Some(&self.user).filter(|user| **user != UserId::anonymous())
+        Some(&self.user).filter(|user| !user.is_anonymous())
     }
 
     /// Only members of a thread read it, read its messages and post to it; without a verified

@@ -119,6 +119,11 @@ impl UserId {
     pub fn anonymous() -> Self {
         Self(Arc::from("me"))
     }
+
+    /// Whether this is the stub's anonymous author.
+    pub fn is_anonymous(&self) -> bool {
+        &*self.0 == "me"
+    }
 }
 
 #[cfg(test)]

@@ -70,6 +70,11 @@ async fn requests_without_a_good_token_are_401() {
                 .bearer_auth(token_with(json!({"sub": "ann"}), SECRET)),
             "invalid_token",
         ),
+        // `me` is the stub's anonymous caller, limited by address only: no token may claim it.
+        (
+            app.http.post(&url).json(&body).bearer_auth(token("me")),
+            "invalid_token",
+        ),
     ];
     for (i, (req, code)) in cases.into_iter().enumerate() {
         let reply = app.send(req).await;

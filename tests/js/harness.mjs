@@ -30,11 +30,13 @@ export function databaseArgs(dataDir) {
  * THREADLINE_TEST_IDENTITY=jwt runs the suites in jwt mode: every server gets a signing secret,
  * and the helpers below turn what a test says about identity into tokens: `x-user-id: u` (REST)
  * and `auth: {userId: u}` (socket) become a token for `u`, and saying nobody becomes a token for
- * "me", the stub's anonymous author. Threads made with `createThread` include "me" so its
- * sockets may join them, as they may in open mode. Suites that configure identity themselves
+ * "guest" (in jwt mode there is no anonymous caller, and the server refuses the stub's "me" as
+ * a subject). Threads made with `createThread` include "guest" so its sockets may join them, as
+ * anonymous sockets may in open mode. Suites that configure identity themselves
  * (`--jwt-secret` in their arguments) are left alone.
  */
 export const JWT_MODE = process.env.THREADLINE_TEST_IDENTITY === "jwt";
+const GUEST = "guest";
 const SUITE_SECRET = "threadline-suite-secret-long-enough";
 const b64url = (v) => Buffer.from(JSON.stringify(v)).toString("base64url");
 
@@ -100,13 +102,13 @@ export async function startServer(extraArgs = [], { dataDir = mkdtempSync(join(t
 
 /**
  * In jwt mode, who a request names becomes its bearer token: `x-user-id`, else the account an
- * accounts-API path acts as, else "me".
+ * accounts-API path acts as, else the guest.
  */
 export function identify(server, headers = {}, path = "") {
   if (!server.jwt || Object.keys(headers).some((h) => h.toLowerCase() === "authorization")) return headers;
   const rest = Object.fromEntries(Object.entries(headers).filter(([h]) => h.toLowerCase() !== "x-user-id"));
   const account = /^\/api\/account\/([^/?]+)/.exec(path)?.[1] ?? /^\/api\/([^/?]+)\/conversation/.exec(path)?.[1];
-  const user = Object.entries(headers).find(([h]) => h.toLowerCase() === "x-user-id")?.[1] ?? account ?? "me";
+  const user = Object.entries(headers).find(([h]) => h.toLowerCase() === "x-user-id")?.[1] ?? account ?? GUEST;
   return { ...rest, authorization: `Bearer ${signToken(user)}` };
 }
 
@@ -124,7 +126,7 @@ let threadSeq = 0;
 
 /** Creates a thread; by default with members no other call uses, so it is always new. */
 export async function createThread(server, memberIds = [`u${process.pid}-${++threadSeq}`, "bob"]) {
-  if (server.jwt && !memberIds.includes("me")) memberIds = [...memberIds, "me"];
+  if (server.jwt && !memberIds.includes(GUEST)) memberIds = [...memberIds, GUEST];
   const res = await api(server, "POST", "/api/threads", { title: "t", memberIds });
   if (res.status !== 201 && res.status !== 200) throw new Error("create thread: " + JSON.stringify(res));
   return res.body.id;
@@ -166,13 +168,13 @@ export async function connect(server, flavour = CLIENTS[0], extra = {}) {
 }
 
 /**
- * In jwt mode, the user a socket names (`auth.userId`, else "me") becomes its token: in the auth
+ * In jwt mode, the user a socket names (`auth.userId`, else the guest) becomes its token: in the auth
  * payload for 4.x clients, in the `token` query parameter for 2.x, which has no auth payload.
  */
 export function socketIdentity(server, flavour, extra = {}) {
   if (!server.jwt || extra.auth?.token || extra.query?.token) return extra;
   const { userId, ...auth } = extra.auth ?? {};
-  const token = signToken(userId ?? "me");
+  const token = signToken(userId ?? GUEST);
   if (flavour.version === 2) return { ...extra, auth, query: { ...extra.query, token } };
   return { ...extra, auth: { ...auth, token } };
 }
