@@ -1,10 +1,13 @@
-//! Accounts of the messenger API: `{id, name}`. Ids are decimal strings assigned in creation
-//! order (`"1"`, `"2"`, ...), as in the messenger README.
+//! Accounts of the messenger API: `{id, name}`. In `open` mode ids are decimal strings assigned
+//! in creation order (`"1"`, `"2"`, ...), as in the messenger README; in `jwt` mode an account's
+//! id is its owner's token subject, so nobody claims ids an identity provider issues later.
 
 use axum::{Router, extract::State, http::StatusCode, routing::get};
 use serde::{Deserialize, Serialize};
 
-use super::extract::{Json, Path};
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+
+use super::extract::{Json, Path, Query};
 use crate::{
     domain::{
         Account, AccountName, Actor, UserId,
@@ -35,17 +38,68 @@ pub fn require_own(actor: &Actor, account: &UserId) -> Result<()> {
     Ok(())
 }
 
+/// Most accounts one page of the list holds.
+pub const MAX_ACCOUNTS_PAGE: usize = 100;
+
 #[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
 struct AccountList {
     accounts: Vec<AccountView>,
+    /// Only on paged lists: where the next page starts, `null` on the last.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_cursor: Option<Option<String>>,
 }
 
-/// `GET /api/accounts` → `{accounts: Account[]}`, in creation order.
-async fn list(State(state): State<AppState>, _actor: Actor) -> Result<Json<AccountList>> {
-    let accounts = state.store.accounts().await?;
+#[derive(Deserialize)]
+struct ListQuery {
+    limit: Option<usize>,
+    cursor: Option<String>,
+}
+
+/// `GET /api/accounts` → `{accounts: Account[]}`, in creation order. Paged with `?limit=`
+/// (at most 100) and `?cursor=` from the previous page's `nextCursor`; in `jwt` mode always
+/// paged. An `open`-mode request without either gets every account, as in the README.
+async fn list(
+    State(state): State<AppState>,
+    actor: Actor,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<AccountList>> {
+    let paged = actor.verified || query.limit.is_some() || query.cursor.is_some();
+    if !paged {
+        let accounts = state.store.accounts(None, usize::MAX).await?;
+        return Ok(Json(AccountList {
+            accounts: accounts.iter().map(AccountView::from).collect(),
+            next_cursor: None,
+        }));
+    }
+    let limit = query
+        .limit
+        .unwrap_or(MAX_ACCOUNTS_PAGE)
+        .clamp(1, MAX_ACCOUNTS_PAGE);
+    let after = query.cursor.as_deref().map(decode_cursor).transpose()?;
+    // One more than the page: whether there is a next one.
+    let mut accounts = state.store.accounts(after.as_ref(), limit + 1).await?;
+    let more = accounts.len() > limit;
+    accounts.truncate(limit);
+    let next = more
+        .then(|| accounts.last().map(|a| encode_cursor(&a.id)))
+        .flatten();
     Ok(Json(AccountList {
         accounts: accounts.iter().map(AccountView::from).collect(),
+        next_cursor: Some(next),
     }))
+}
+
+fn encode_cursor(after: &UserId) -> String {
+    URL_SAFE_NO_PAD.encode(after.as_str())
+}
+
+fn decode_cursor(raw: &str) -> Result<UserId> {
+    let invalid =
+        || ApiError::bad_request("invalid_cursor", "the cursor is not one this list gave");
+    let bytes = URL_SAFE_NO_PAD.decode(raw).map_err(|_| invalid())?;
+    let id = String::from_utf8(bytes).map_err(|_| invalid())?;
+    UserId::parse(&id).map_err(|_| invalid())
 }
 
 #[derive(Deserialize)]
@@ -53,10 +107,11 @@ struct CreateAccount {
     name: String,
 }
 
-/// `POST /api/accounts {name}` → 201 Account.
+/// `POST /api/accounts {name}` → 201 Account. In `jwt` mode the account is the caller's own:
+/// 201 when it is created, 200 when an existing one is renamed.
 async fn create(
     State(state): State<AppState>,
-    _actor: Actor,
+    actor: Actor,
     Json(req): Json<CreateAccount>,
 ) -> Result<(StatusCode, Json<AccountView>)> {
     let name = AccountName::parse(&req.name).map_err(|e| match e {
@@ -69,6 +124,17 @@ async fn create(
             ApiError::bad_request("invalid_name", "name contains control characters")
         }
     })?;
+    if actor.verified {
+        let account = Account {
+            id: actor.user,
+            name,
+        };
+        let created = state.store.save_account(account.clone()).await?;
+        return Ok((
+            super::created_or_found(created),
+            Json(AccountView::from(&account)),
+        ));
+    }
     let account = state.store.create_account(name).await?;
     Ok((StatusCode::CREATED, Json(AccountView::from(&account))))
 }

@@ -433,10 +433,42 @@ impl Store for MemoryStore {
             .ok_or(StoreError::AccountNotFound)
     }
 
-    async fn accounts(&self) -> StoreResult<Vec<Account>> {
-        let mut all: Vec<(u64, Account)> = self.accounts.iter().map(|a| a.clone()).collect();
-        all.sort_by(|a, b| (a.0, &a.1.id).cmp(&(b.0, &b.1.id)));
-        Ok(all.into_iter().map(|(_, a)| a).collect())
+    async fn save_account(&self, account: Account) -> StoreResult<bool> {
+        match self.accounts.entry(account.id.clone()) {
+            Entry::Occupied(mut held) => {
+                held.get_mut().1.name = account.name;
+                Ok(false)
+            }
+            Entry::Vacant(slot) => {
+                let seq = self.account_seq.fetch_add(1, Ordering::Relaxed) + 1;
+                slot.insert((seq, account));
+                Ok(true)
+            }
+        }
+    }
+
+    async fn accounts(&self, after: Option<&UserId>, limit: usize) -> StoreResult<Vec<Account>> {
+        let from = match after {
+            None => None,
+            Some(id) => Some(
+                self.accounts
+                    .get(id)
+                    .map(|a| (a.0, id.clone()))
+                    .ok_or(StoreError::UnknownAnchor)?,
+            ),
+        };
+        let mut page: Vec<(u64, Account)> = self
+            .accounts
+            .iter()
+            .filter(|a| {
+                from.as_ref()
+                    .is_none_or(|(seq, id)| (a.0, &a.1.id) > (*seq, id))
+            })
+            .map(|a| a.clone())
+            .collect();
+        page.sort_by(|a, b| (a.0, &a.1.id).cmp(&(b.0, &b.1.id)));
+        page.truncate(limit);
+        Ok(page.into_iter().map(|(_, a)| a).collect())
     }
 
     async fn account_names(&self, ids: &[UserId]) -> StoreResult<HashMap<UserId, AccountName>> {

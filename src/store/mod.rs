@@ -144,10 +144,14 @@ pub trait Store: Send + Sync + 'static {
     /// Stores an account under a chosen id (demo data, imports). Conflict if the id is taken.
     async fn insert_account(&self, account: Account) -> StoreResult<Account>;
 
+    /// Creates the account `account.id` (true), or renames it if it exists (false).
+    async fn save_account(&self, account: Account) -> StoreResult<bool>;
+
     async fn account(&self, id: &UserId) -> StoreResult<Account>;
 
-    /// Every account, in creation order.
-    async fn accounts(&self) -> StoreResult<Vec<Account>>;
+    /// Up to `limit` accounts in creation order, after the account `after` (from the first
+    /// without it); `UnknownAnchor` if `after` is no account.
+    async fn accounts(&self, after: Option<&UserId>, limit: usize) -> StoreResult<Vec<Account>>;
 
     /// Display names of those `ids` that are accounts.
     async fn account_names(&self, ids: &[UserId]) -> StoreResult<HashMap<UserId, AccountName>>;

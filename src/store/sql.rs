@@ -642,13 +642,58 @@ impl Store for SqlStore {
         Self::account(&row)
     }
 
-    async fn accounts(&self) -> StoreResult<Vec<Account>> {
-        sqlx::query("SELECT id, name FROM accounts ORDER BY seq")
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(Self::account)
-            .collect()
+    async fn save_account(&self, account: Account) -> StoreResult<bool> {
+        // Rename, else insert at the next position; another node may take that position (or
+        // create this account) first, so retry.
+        for _ in 0..32 {
+            let renamed = sqlx::query("UPDATE accounts SET name = $1 WHERE id = $2")
+                .bind(account.name.as_str())
+                .bind(account.id.as_str())
+                .execute(&self.pool)
+                .await?;
+            if renamed.rows_affected() > 0 {
+                return Ok(false);
+            }
+            let inserted = sqlx::query(
+                "INSERT INTO accounts (seq, id, name) \
+                 SELECT COALESCE(MAX(seq), 0) + 1, $1, $2 FROM accounts WHERE true \
+                 ON CONFLICT DO NOTHING RETURNING id",
+            )
+            .bind(account.id.as_str())
+            .bind(account.name.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+            if inserted.is_some() {
+                return Ok(true);
+            }
+        }
+        Err(StoreError::Backend("could not save the account".into()))
+    }
+
+    async fn accounts(&self, after: Option<&UserId>, limit: usize) -> StoreResult<Vec<Account>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = match after {
+            None => {
+                sqlx::query("SELECT id, name FROM accounts ORDER BY seq LIMIT $1")
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+            Some(after) => {
+                let seq: i64 = sqlx::query("SELECT seq FROM accounts WHERE id = $1")
+                    .bind(after.as_str())
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .ok_or(StoreError::UnknownAnchor)?
+                    .try_get(0)?;
+                sqlx::query("SELECT id, name FROM accounts WHERE seq > $1 ORDER BY seq LIMIT $2")
+                    .bind(seq)
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+        };
+        rows.iter().map(Self::account).collect()
     }
 
     async fn account_names(&self, ids: &[UserId]) -> StoreResult<HashMap<UserId, AccountName>> {

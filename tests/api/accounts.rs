@@ -553,3 +553,117 @@ async fn unread_in_both(app: &TestApp, conversation: &str) -> [Value; 3] {
         listed.body["rows"][0]["unreadCount"].clone(),
     ]
 }
+
+/// In jwt mode an account is the caller's own, under the token's subject: no sequential ids to
+/// pre-claim, one account per identity, renamed by posting again.
+#[tokio::test]
+async fn in_jwt_mode_an_account_is_the_token_subject() {
+    use crate::helpers::{SECRET, spawn_app_with, token};
+
+    let app = spawn_app_with(|c| c.jwt_secret = Some(SECRET.into())).await;
+    let create = |sub: &str, name: &str| {
+        app.http
+            .post(app.url("/api/accounts"))
+            .bearer_auth(token(sub))
+            .json(&json!({ "name": name }))
+    };
+    let made = app.send(create("idp:ann", "Ann")).await;
+    assert_eq!(made.status, StatusCode::CREATED, "{made:?}");
+    assert_eq!(made.body, json!({"id": "idp:ann", "name": "Ann"}));
+    let renamed = app.send(create("idp:ann", "Ann B.")).await;
+    assert_eq!(renamed.status, StatusCode::OK, "{renamed:?}");
+    assert_eq!(renamed.body, json!({"id": "idp:ann", "name": "Ann B."}));
+    let read = app
+        .send(
+            app.http
+                .get(app.url("/api/account/idp:ann"))
+                .bearer_auth(token("idp:ann")),
+        )
+        .await;
+    assert_eq!(read.body["name"], "Ann B.");
+    let list = app
+        .send(
+            app.http
+                .get(app.url("/api/accounts"))
+                .bearer_auth(token("idp:ann")),
+        )
+        .await;
+    assert_eq!(
+        list.body,
+        json!({"accounts": [{"id": "idp:ann", "name": "Ann B."}], "nextCursor": null})
+    );
+}
+
+/// The list comes in pages of at most 100, in creation order, each pointing at the next; in
+/// jwt mode always, in open mode when asked.
+#[tokio::test]
+async fn the_account_list_is_paged() {
+    use crate::helpers::{SECRET, spawn_app_with, token};
+
+    let app = spawn_app_with(|c| c.jwt_secret = Some(SECRET.into())).await;
+    for n in 0..230 {
+        let sub = format!("user-{n:03}");
+        let reply = app
+            .send(
+                app.http
+                    .post(app.url("/api/accounts"))
+                    .bearer_auth(token(&sub))
+                    .json(&json!({ "name": sub })),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED);
+    }
+    let page = |query: String| {
+        app.send(
+            app.http
+                .get(app.url(&format!("/api/accounts{query}")))
+                .bearer_auth(token("user-000")),
+        )
+    };
+    let mut seen = Vec::new();
+    let mut query = String::new();
+    let mut sizes = Vec::new();
+    loop {
+        let reply = page(query).await;
+        assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
+        let accounts = reply.body["accounts"].as_array().unwrap();
+        sizes.push(accounts.len());
+        seen.extend(
+            accounts
+                .iter()
+                .map(|a| a["id"].as_str().unwrap().to_owned()),
+        );
+        match reply.body["nextCursor"].as_str() {
+            Some(next) => query = format!("?cursor={next}"),
+            None => break,
+        }
+    }
+    assert_eq!(sizes, [100, 100, 30]);
+    let expected: Vec<String> = (0..230).map(|n| format!("user-{n:03}")).collect();
+    assert_eq!(seen, expected);
+    assert_eq!(
+        page("?limit=1000".into()).await.body["accounts"]
+            .as_array()
+            .unwrap()
+            .len(),
+        100
+    );
+    let bad = page("?cursor=nope!".into()).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert_eq!(bad.error_code(), "invalid_cursor");
+
+    // Open mode keeps the README's whole list, and pages when asked.
+    let app = spawn_app().await;
+    for name in ["A", "B", "C"] {
+        account(&app, name).await;
+    }
+    let all = app.get("/api/accounts").await.body;
+    assert_eq!(all["accounts"].as_array().unwrap().len(), 3);
+    assert!(all.get("nextCursor").is_none(), "{all}");
+    let first = app.get("/api/accounts?limit=2").await.body;
+    assert_eq!(first["accounts"].as_array().unwrap().len(), 2);
+    let next = first["nextCursor"].as_str().unwrap();
+    let rest = app.get(&format!("/api/accounts?cursor={next}")).await.body;
+    assert_eq!(rest["accounts"], json!([{"id": "3", "name": "C"}]));
+    assert_eq!(rest["nextCursor"], json!(null));
+}

@@ -206,7 +206,7 @@ async fn accounts_api_paths_must_name_the_callers_account() {
     let app = jwt_app().await;
     let a = as_user(
         &app,
-        "x",
+        "ann",
         app.http
             .post(app.url("/api/accounts"))
             .json(&json!({"name": "A"})),
@@ -214,7 +214,7 @@ async fn accounts_api_paths_must_name_the_callers_account() {
     .await;
     let b = as_user(
         &app,
-        "x",
+        "bob",
         app.http
             .post(app.url("/api/accounts"))
             .json(&json!({"name": "B"})),

@@ -304,12 +304,12 @@ async fn in_jwt_mode_naming_another_account_does_not_spend_its_posts() {
         c.post_rate_per_user = rate("1/60s");
     })
     .await;
-    for name in ["A", "B"] {
+    for (id, name) in [("1", "A"), ("2", "B")] {
         let reply = app
             .send(
                 app.http
                     .post(app.url("/api/accounts"))
-                    .bearer_auth(token("1"))
+                    .bearer_auth(token(id))
                     .json(&json!({ "name": name })),
             )
             .await;

@@ -8,8 +8,12 @@ let server;
 before(async () => (server = await startServer()));
 after(async () => server.stop());
 
+let accountSeq = 0;
+
+/** A new account. In jwt mode an account is its token's subject, so each gets its own. */
 async function account(name) {
-  const res = await api(server, "POST", "/api/accounts", { name });
+  const owner = { "x-user-id": `acct-${process.pid}-${++accountSeq}` };
+  const res = await api(server, "POST", "/api/accounts", { name }, owner);
   assert.equal(res.status, 201);
   return res.body.id;
 }
