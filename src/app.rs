@@ -20,7 +20,7 @@ use crate::{
     fanout::Sink,
     http,
     realtime::{
-        self, Broadcaster, EventRate, Identities, Realtime, Typing, peers::Peers,
+        self, Broadcaster, EventRate, Identities, Presence, Realtime, Typing, peers::Peers,
         transport::SessionRequest,
     },
     state::AppState,
@@ -67,6 +67,7 @@ impl App {
             .with_state(state.clone())
             .with_state(Arc::new(Identities::default()))
             .with_state(typing)
+            .with_state(Arc::new(Presence::default()))
             .with_state(event_rate(config));
         let fanout = state.chat.fanout();
         let (service, realtime): (Service, Arc<dyn Realtime>) = match &config.redis_url {

@@ -21,7 +21,8 @@ use super::{
     },
     handshake::client_ip,
     identities::Identified,
-    presence, rooms,
+    presence::Presence,
+    rooms,
 };
 use crate::{
     chat::{Change, Replay},
@@ -79,6 +80,7 @@ async fn on_event<A: Adapter>(
     State(state): State<AppState>,
     State(identities): State<Arc<Identities>>,
     State(typing): State<Arc<Typing>>,
+    State(presence): State<Arc<Presence>>,
     State(rate): State<Arc<EventRate>>,
     TryData(payload): TryData<Value>,
     ack: AckSender<A>,
@@ -97,6 +99,7 @@ async fn on_event<A: Adapter>(
         state,
         identities,
         typing,
+        presence,
     };
     match event.as_str() {
         THREAD_JOIN => socket.join(payload, ack).await,
@@ -148,6 +151,7 @@ struct Socket<A: Adapter> {
     state: AppState,
     identities: Arc<Identities>,
     typing: Arc<Typing>,
+    presence: Arc<Presence>,
 }
 
 impl<A: Adapter> Socket<A> {
@@ -168,10 +172,10 @@ impl<A: Adapter> Socket<A> {
         let thread = entered.as_ref().ok().map(|(thread, _)| thread.clone());
         if reply(ack, entered.map(|(_, body)| body))
             && let Some(thread) = thread
-            && let Some(user) = self.identities.get(self.socket.id)
+            && self.identities.get(self.socket.id).is_some()
         {
             self.identities.joined(self.socket.id, &thread);
-            presence::announce(&self.socket, &thread, &user, true).await;
+            self.presence.changed(&self.socket, &thread);
         }
     }
 
@@ -233,7 +237,7 @@ impl<A: Adapter> Socket<A> {
             if self.typing.stop(&thread, &user) {
                 send_typing(socket, &thread, &user, false).await;
             }
-            presence::announce(socket, &thread, &user, false).await;
+            self.presence.changed(socket, &thread);
         }
     }
 
@@ -331,6 +335,7 @@ pub(super) async fn on_disconnect<A: Adapter>(
     socket: SocketRef<A>,
     State(identities): State<Arc<Identities>>,
     State(typing): State<Arc<Typing>>,
+    State(presence): State<Arc<Presence>>,
 ) {
     let Some(Identified { user, threads }) = identities.remove(socket.id) else {
         return;
@@ -339,7 +344,7 @@ pub(super) async fn on_disconnect<A: Adapter>(
         if typing.stop(&thread, &user) {
             send_typing(&socket, &thread, &user, false).await;
         }
-        presence::announce(&socket, &thread, &user, false).await;
+        presence.changed(&socket, &thread);
     }
 }
 

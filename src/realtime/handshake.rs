@@ -97,8 +97,11 @@ async fn admit<A: Adapter>(
     }
     if identified || slot.is_some() {
         socket.on_disconnect(
-            move |socket: SocketRef<A>, identities: State<Arc<Identities>>, typing| async move {
-                handlers::on_disconnect(socket, identities, typing).await;
+            move |socket: SocketRef<A>,
+                  identities: State<Arc<Identities>>,
+                  typing,
+                  presence| async move {
+                handlers::on_disconnect(socket, identities, typing, presence).await;
                 drop(slot);
             },
         );

@@ -22,6 +22,7 @@ use socketioxide::{SocketIo, adapter::Adapter};
 pub use handlers::EventRate;
 pub use handshake::{admit_session, connect_handler};
 pub use identities::Identities;
+pub use presence::Presence;
 pub use typing::Typing;
 
 use crate::{

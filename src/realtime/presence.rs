@@ -4,6 +4,9 @@
 //! online members of a thread are the user rooms of the sockets in `thread:<id>`, which the
 //! adapter lists across nodes. A node that dies takes its sockets out of the answer with it.
 
+use std::{sync::Arc, time::Duration};
+
+use dashmap::{DashMap, Entry};
 use serde::Serialize;
 use socketioxide::{adapter::Adapter, extract::SocketRef};
 
@@ -12,7 +15,7 @@ use crate::domain::{ThreadId, UserId};
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct Presence<'a> {
+struct PresenceEvent<'a> {
     thread_id: &'a ThreadId,
     online: &'a [UserId],
 }
@@ -28,37 +31,93 @@ pub fn users_in(all: impl IntoIterator<Item = impl AsRef<str>>) -> Vec<UserId> {
     users
 }
 
-/// After `socket` (speaking for `user`) entered or left `thread`'s room: when that changed
-/// whether `user` is online in the thread (no other socket of theirs is there), sends the new
-/// set to the room.
-pub async fn announce<A: Adapter>(
-    socket: &SocketRef<A>,
-    thread: &ThreadId,
-    user: &UserId,
-    entered: bool,
-) {
-    let room = rooms::thread_room(thread);
-    // The rooms of every other socket in the thread, on every node.
-    let others = match socket.to(room.clone()).rooms().await {
-        Ok(rooms) => users_in(rooms),
-        Err(e) => {
-            tracing::warn!(error = %e, "presence: listing rooms failed");
+/// At most one presence event per thread per this window from one node.
+pub const COALESCE: Duration = Duration::from_millis(100);
+
+/// Presence events, coalesced per thread: the first change tells the room at once; changes
+/// during the next [`COALESCE`] are gathered into one more event at its end. Each event lists
+/// who is online (one query across nodes) and goes out only if that differs from what this
+/// node last found. Join/leave toggles thus cost at most one event per thread per window,
+/// however fast they come.
+#[derive(Default)]
+pub struct Presence {
+    /// Threads inside a window; `true` when something changed during it.
+    pending: DashMap<ThreadId, bool>,
+    /// What this node last found online in each thread with someone online.
+    told: DashMap<ThreadId, Vec<UserId>>,
+}
+
+impl Presence {
+    /// `socket` entered or left `thread`'s room (or went away): presence may have changed.
+    pub fn changed<A: Adapter>(self: &Arc<Self>, socket: &SocketRef<A>, thread: &ThreadId) {
+        match self.pending.entry(thread.clone()) {
+            Entry::Occupied(mut during) => {
+                *during.get_mut() = true;
+                return;
+            }
+            Entry::Vacant(slot) => {
+                slot.insert(false);
+            }
+        }
+        let presence = Arc::clone(self);
+        let socket = socket.clone();
+        let thread = thread.clone();
+        tokio::spawn(async move {
+            loop {
+                presence.flush(&socket, &thread).await;
+                tokio::time::sleep(COALESCE).await;
+                let again = match presence.pending.entry(thread.clone()) {
+                    Entry::Occupied(mut during) if *during.get() => {
+                        *during.get_mut() = false;
+                        true
+                    }
+                    Entry::Occupied(quiet) => {
+                        quiet.remove();
+                        false
+                    }
+                    Entry::Vacant(_) => false,
+                };
+                if !again {
+                    return;
+                }
+            }
+        });
+    }
+
+    async fn flush<A: Adapter>(&self, socket: &SocketRef<A>, thread: &ThreadId) {
+        let room = rooms::thread_room(thread);
+        // Every other socket in the thread, on every node; then `socket` itself, asked
+        // locally: a socket going away may still be listed in its rooms for a moment.
+        let mut rooms = match socket.to(room.clone()).rooms().await {
+            Ok(rooms) => rooms,
+            Err(e) => {
+                tracing::warn!(error = %e, "presence: listing rooms failed");
+                return;
+            }
+        };
+        let own = socket.rooms();
+        if socket.connected() && own.iter().any(|r| *r == room) {
+            rooms.extend(own);
+        }
+        let online = users_in(rooms);
+        let unchanged = match self.told.get(thread) {
+            Some(told) => *told == online,
+            None => online.is_empty(),
+        };
+        if unchanged {
             return;
         }
-    };
-    if others.binary_search(user).is_ok() {
-        return;
-    }
-    let mut online = others;
-    if entered {
-        let at = online.binary_search(user).unwrap_or_else(|at| at);
-        online.insert(at, user.clone());
-    }
-    let payload = Presence {
-        thread_id: thread,
-        online: &online,
-    };
-    if let Err(e) = socket.within(room).emit(PRESENCE, &payload).await {
-        tracing::warn!(error = %e, "presence broadcast failed");
+        if online.is_empty() {
+            self.told.remove(thread);
+        } else {
+            self.told.insert(thread.clone(), online.clone());
+        }
+        let payload = PresenceEvent {
+            thread_id: thread,
+            online: &online,
+        };
+        if let Err(e) = socket.within(room).emit(PRESENCE, &payload).await {
+            tracing::warn!(error = %e, "presence broadcast failed");
+        }
     }
 }

@@ -45,7 +45,7 @@ async fn a_client_that_says_goodbye_and_hangs_up_goes_offline() {
     let app = spawn_app().await;
     let thread = app.create_thread(&["dan", "eve"]).await;
     let mut dan = joined_as(&app, "dan", &thread).await;
-    for round in 0..200 {
+    for round in 0..50 {
         let mut eve = joined_as(&app, "eve", &thread).await;
         assert_eq!(
             presence(&mut dan).await,
@@ -58,4 +58,59 @@ async fn a_client_that_says_goodbye_and_hangs_up_goes_offline() {
         eve.flush().await.unwrap();
         assert_eq!(presence(&mut dan).await, r#"["dan"]"#, "round {round}");
     }
+}
+
+/// A socket toggling `thread:join` / `thread:leave` as fast as it may cannot amplify into a
+/// presence event per toggle: changes are gathered per thread, and the room hears the outcome.
+#[tokio::test]
+async fn join_leave_toggles_are_coalesced() {
+    use crate::helpers::spawn_app_with;
+
+    const TOGGLES: usize = 50;
+    let app =
+        spawn_app_with(|c| c.event_rate_per_socket = Some(threadline::config::Setting::Off)).await;
+    let thread = app.create_thread(&["dan", "eve"]).await;
+    let mut dan = joined_as(&app, "dan", &thread).await;
+    let mut eve = joined_as(&app, "eve", &thread).await;
+    assert_eq!(presence(&mut dan).await, r#"["dan","eve"]"#);
+    let started = std::time::Instant::now();
+    for n in 0..TOGGLES {
+        for event in ["thread:leave", "thread:join"] {
+            eve.feed(Message::text(format!(
+                r#"42["{event}",{{"threadId":"{thread}"}}]"#
+            )))
+            .await
+            .unwrap();
+        }
+        if n % 10 == 0 {
+            eve.flush().await.unwrap();
+        }
+    }
+    // Last, a leave with an ack: once answered, every toggle has been handled.
+    eve.send(Message::text(format!(
+        r#"421["thread:leave",{{"threadId":"{thread}"}}]"#
+    )))
+    .await
+    .unwrap();
+    while !next_text(&mut eve, WAIT).await.unwrap().starts_with("431") {}
+    let elapsed = started.elapsed();
+
+    let mut heard = Vec::new();
+    while let Some(text) = next_text(&mut dan, Duration::from_millis(500)).await {
+        heard.push(text);
+    }
+    assert!(
+        heard
+            .last()
+            .is_some_and(|last| last.contains(r#""online":["dan"]"#)),
+        "the room ends up told eve left: {heard:?}"
+    );
+    // One flush per 100 ms window at most, plus the last.
+    let windows = (elapsed.as_millis() / 100) as usize + 2;
+    assert!(
+        heard.len() <= windows,
+        "{} presence events for {} toggles in {elapsed:?}",
+        heard.len(),
+        2 * TOGGLES + 1
+    );
 }
