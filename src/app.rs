@@ -10,7 +10,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use socketioxide::{SocketIo, SocketIoBuilder, adapter::Adapter, layer::SocketIoLayer};
-use socketioxide_redis::{RedisAdapter, RedisAdapterCtr};
+use socketioxide_redis::{CustomRedisAdapter, RedisAdapterConfig, RedisAdapterCtr};
 use tower::{ServiceBuilder, util::BoxCloneSyncService};
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 
@@ -21,7 +21,7 @@ use crate::{
     http,
     realtime::{
         self, Broadcaster, EventRate, Identities, Presence, Realtime, Typing, peers::Peers,
-        transport::SessionRequest,
+        redis::HealingDriver, transport::SessionRequest,
     },
     state::AppState,
     store::Store,
@@ -79,19 +79,18 @@ impl App {
                 (assemble(&state, layer, rest), broadcaster)
             }
             Some(url) => {
-                let client = redis_client(url)?;
-                let adapter = RedisAdapterCtr::new_with_redis(&client)
-                    .await
-                    .map_err(|e| io::Error::other(format!("connecting to Redis: {e}")))?;
+                let client = realtime::redis::client(url).map_err(io::Error::other)?;
+                let link = state.redis.clone().unwrap_or_default();
+                let driver = HealingDriver::new(&client, link).map_err(io::Error::other)?;
+                let adapter =
+                    RedisAdapterCtr::new_with_driver(driver, RedisAdapterConfig::default());
                 let (layer, io) = builder
-                    .with_adapter::<RedisAdapter<_>>(adapter)
+                    .with_adapter::<CustomRedisAdapter<_, HealingDriver>>(adapter)
                     .build_layer();
                 io.ns("/", realtime::connect_handler())
                     .await
                     .map_err(|e| io::Error::other(format!("Redis adapter: {e}")))?;
-                let peers = Peers::connect(&client)
-                    .await
-                    .map_err(|e| io::Error::other(format!("connecting to Redis: {e}")))?;
+                let peers = Peers::new(&client).map_err(io::Error::other)?;
                 peers.listen(client, Arc::clone(fanout));
                 let broadcaster = Arc::new(Broadcaster { io });
                 fanout.attach(broadcaster.clone(), Some(Arc::new(peers)));
@@ -130,19 +129,6 @@ fn event_rate(config: &Config) -> Arc<EventRate> {
     let rate = Arc::new(EventRate::from_config(config));
     rate.sweep_periodically();
     rate
-}
-
-/// A Redis client speaking RESP3 (socketioxide's Redis adapter needs it: Redis 7 or later).
-fn redis_client(url: &str) -> io::Result<redis::Client> {
-    let url = if url.contains("protocol=") {
-        url.to_owned()
-    } else {
-        format!(
-            "{url}{}protocol=resp3",
-            if url.contains('?') { '&' } else { '?' }
-        )
-    };
-    redis::Client::open(url).map_err(io::Error::other)
 }
 
 /// Socket.IO sits in front of the REST router, so Engine.IO requests skip routing and request

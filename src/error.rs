@@ -12,6 +12,9 @@ use crate::{
 
 pub type Result<T, E = ApiError> = std::result::Result<T, E>;
 
+/// What `Retry-After` says when the store is unavailable.
+pub const STORE_RETRY_AFTER_SECS: u64 = 2;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     /// 400: the request is malformed or breaks a rule; `code` says which.
@@ -46,6 +49,9 @@ pub enum ApiError {
         code: &'static str,
         retry_after_secs: u64,
     },
+    /// 507: the disk under the store is full; nothing was written.
+    #[error("insufficient storage")]
+    InsufficientStorage,
     /// 500: the cause is logged, never sent.
     #[error("internal error: {0}")]
     Internal(String),
@@ -73,6 +79,7 @@ impl ApiError {
             Self::MethodNotAllowed => "method_not_allowed",
             Self::RateLimited(_) => "rate_limited",
             Self::Unavailable { code, .. } => code,
+            Self::InsufficientStorage => "insufficient_storage",
             Self::Internal(_) => "internal_error",
         }
     }
@@ -106,6 +113,17 @@ impl From<StoreError> for ApiError {
                 Self::bad_request("invalid_cursor", "the cursor does not point into this list")
             }
             StoreError::Conflict(what) => Self::Conflict(what),
+            StoreError::Unavailable(cause) => {
+                tracing::warn!(%cause, "store unavailable");
+                Self::Unavailable {
+                    code: "store_unavailable",
+                    retry_after_secs: STORE_RETRY_AFTER_SECS,
+                }
+            }
+            StoreError::Full(cause) => {
+                tracing::error!(%cause, "store full: writes refused until space is freed");
+                Self::InsufficientStorage
+            }
             StoreError::Backend(cause) => Self::Internal(cause),
         }
     }

@@ -241,6 +241,36 @@ impl Fanout {
         }
     }
 
+    /// Sends this node's sockets, in every thread they follow, the stored messages they were
+    /// not sent: after the link to the other nodes was down, their events are lost, the store
+    /// is not.
+    pub async fn catch_up_all(&self) {
+        let followed: Vec<ThreadId> = self.lanes.iter().map(|lane| lane.key().clone()).collect();
+        let mut caught_up = 0usize;
+        for thread in followed {
+            let mut turn = self.turn(&thread).await;
+            if turn.lane.sent.is_none() {
+                continue;
+            }
+            match self.store.last_message(&thread).await {
+                Ok(Some(newest)) => {
+                    if turn.lane.sent.is_some_and(|sent| sent < newest.seq) {
+                        turn.catch_up_to(&newest).await;
+                        caught_up += 1;
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "catching up a thread after an outage failed"),
+            }
+        }
+        if caught_up > 0 {
+            tracing::info!(
+                threads = caught_up,
+                "caught up threads missed while cut off"
+            );
+        }
+    }
+
     /// Forgets the lanes nobody holds or waits for whose thread has no socket on this node.
     /// A later turn starts a fresh lane, which the next join tracks from the store again.
     pub fn sweep(&self) {

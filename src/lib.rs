@@ -20,6 +20,7 @@
 //! - [`blobs`]: uploaded bytes on disk.
 //! - [`auth`]: verifies JWTs (`jwt` mode).
 //! - [`limits`]: rate limits and connection caps.
+//! - [`readiness`]: the state of the link to Redis, for `/readyz` and the logs.
 //! - [`error`]: `ApiError`, the one transport-neutral error: a code and a message.
 //! - [`domain`]: ids, threads, messages, accounts, files, the acting `Actor`: validated types.
 //! - [`config`]: command line and environment, its vocabulary (rates, settings), validation.
@@ -37,6 +38,7 @@ pub mod fanout;
 pub mod http;
 pub mod limits;
 pub mod pagination;
+pub mod readiness;
 pub mod realtime;
 pub mod server;
 pub mod state;

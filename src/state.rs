@@ -4,7 +4,10 @@
 
 use std::sync::Arc;
 
-use crate::{auth::Auth, blobs::Blobs, chat::Chat, config::Config, limits::Limits, store::Store};
+use crate::{
+    auth::Auth, blobs::Blobs, chat::Chat, config::Config, limits::Limits, readiness::RedisLink,
+    store::Store,
+};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -16,6 +19,8 @@ pub struct AppState {
     pub auth: Option<Arc<Auth>>,
     /// Rate limits and connection caps.
     pub limits: Arc<Limits>,
+    /// `Some` when running as one of several nodes (`--redis-url`).
+    pub redis: Option<Arc<RedisLink>>,
 }
 
 impl AppState {
@@ -23,6 +28,10 @@ impl AppState {
         let limits = Arc::new(Limits::from_config(&config));
         limits.sweep_periodically();
         Self {
+            redis: config
+                .redis_url
+                .as_ref()
+                .map(|_| Arc::new(RedisLink::default())),
             chat: Arc::new(Chat::new(Arc::clone(&store), Arc::clone(&limits))),
             limits,
             auth: auth.map(Arc::new),

@@ -124,6 +124,12 @@ impl From<&ApiError> for Ack {
                 error: e.code(),
                 retry_after: limited.retry_after_secs(),
             },
+            ApiError::Unavailable {
+                retry_after_secs, ..
+            } => Self::Limited {
+                error: e.code(),
+                retry_after: *retry_after_secs,
+            },
             _ => Self::Error { error: e.code() },
         }
     }

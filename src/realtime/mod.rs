@@ -12,6 +12,7 @@ mod handshake;
 mod identities;
 pub mod peers;
 mod presence;
+pub mod redis;
 pub mod rooms;
 pub mod transport;
 mod typing;

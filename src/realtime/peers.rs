@@ -26,7 +26,8 @@ const CHANNEL: &str = "threadline:thread-events";
 /// This node's end of the channel.
 pub struct Peers {
     node: String,
-    publisher: redis::aio::MultiplexedConnection,
+    /// Remade on the next publish after a failure.
+    publisher: redis::aio::ConnectionManager,
 }
 
 #[derive(Serialize)]
@@ -52,30 +53,38 @@ struct Incoming<'a> {
 }
 
 impl Peers {
-    /// Connects the publishing side.
-    pub async fn connect(client: &redis::Client) -> redis::RedisResult<Self> {
+    /// The publishing side, connected when first used (Redis may be down at start-up).
+    pub fn new(client: &redis::Client) -> redis::RedisResult<Self> {
         Ok(Self {
             node: uuid::Uuid::now_v7().to_string(),
-            publisher: client.get_multiplexed_async_connection().await?,
+            publisher: super::redis::manager(client, None)?,
         })
     }
 
     /// Delivers the other nodes' events to this node's sockets, for as long as the server
-    /// runs; reconnects (with a pause) when the subscription drops.
+    /// runs; subscribes again (with a pause) when the subscription drops or cannot be made.
+    /// Whatever was published while it was down is lost, so once it is back the threads this
+    /// node's sockets follow are caught up from the store.
     pub fn listen(&self, client: redis::Client, fanout: Arc<Fanout>) {
         let node = self.node.clone();
         tokio::spawn(async move {
+            // Set after anything but the first attempt: the subscription was down meanwhile.
+            let mut cut_off = false;
             loop {
                 match subscribe(&client).await {
                     Ok(mut pubsub) => {
+                        if cut_off {
+                            fanout.catch_up_all().await;
+                        }
                         let mut messages = pubsub.on_message();
                         while let Some(msg) = messages.next().await {
                             deliver(&node, msg.get_payload_bytes(), &fanout).await;
                         }
                         tracing::warn!("thread-events subscription ended; resubscribing");
                     }
-                    Err(e) => tracing::error!(error = %e, "subscribing to thread events failed"),
+                    Err(e) => tracing::debug!(error = %e, "subscribing to thread events failed"),
                 }
+                cut_off = true;
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
         });
@@ -110,7 +119,8 @@ impl fanout::Peers for Peers {
             .query_async(&mut conn)
             .await;
         if let Err(e) = sent {
-            tracing::error!(error = %e, "publishing a thread event to the other nodes failed");
+            // The other nodes catch up from the store when their link returns.
+            tracing::debug!(error = %e, "publishing a thread event to the other nodes failed");
         }
     }
 }

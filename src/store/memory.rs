@@ -118,6 +118,10 @@ fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
 
 #[async_trait]
 impl Store for MemoryStore {
+    async fn ping(&self) -> StoreResult<()> {
+        Ok(())
+    }
+
     async fn create_or_resolve_thread(&self, thread: Thread) -> StoreResult<(Thread, bool)> {
         let members = MemberSet::new(thread.member_ids.iter().cloned())
             .map_err(|_| StoreError::Conflict("invalid member set"))?;

@@ -59,6 +59,13 @@ pub enum StoreError {
     UnknownAnchor,
     #[error("conflict: {0}")]
     Conflict(&'static str),
+    /// The database cannot be reached now (down, restarting, no connection free in time); the
+    /// same request later may succeed. Nothing was written.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    /// The disk under the database is full: writes fail until space is freed, reads work.
+    #[error("storage full: {0}")]
+    Full(String),
     #[error("storage backend failed: {0}")]
     Backend(String),
 }
@@ -81,6 +88,9 @@ pub async fn open(database_url: Option<&str>) -> StoreResult<std::sync::Arc<dyn 
 
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
+    /// Whether the backend answers now (a round trip to the database), for `/readyz`.
+    async fn ping(&self) -> StoreResult<()>;
+
     /// Creates `thread`, or returns the stored thread with the same member set.
     /// The flag is `true` when `thread` was created.
     async fn create_or_resolve_thread(&self, thread: Thread) -> StoreResult<(Thread, bool)>;

@@ -33,10 +33,38 @@ impl From<sqlx::Error> for StoreError {
             sqlx::Error::Database(db) if db.is_unique_violation() => {
                 StoreError::Conflict("already exists")
             }
+            sqlx::Error::Database(db) => {
+                let code = db.code().unwrap_or_default();
+                let message = db.message().to_owned();
+                match &*code {
+                    // SQLite: SQLITE_FULL (and its extended codes), disk I/O on a full disk.
+                    "13" => StoreError::Full(message),
+                    // SQLite: busy or locked past the busy timeout.
+                    "5" | "6" | "261" | "517" => StoreError::Unavailable(message),
+                    // PostgreSQL: disk_full, insufficient_resources.
+                    "53100" | "53000" => StoreError::Full(message),
+                    // PostgreSQL: connection exceptions, shutting down, starting up.
+                    c if c.starts_with("08") || c.starts_with("57P") => {
+                        StoreError::Unavailable(message)
+                    }
+                    _ if message.contains("database or disk is full") => StoreError::Full(message),
+                    _ => StoreError::Backend(message),
+                }
+            }
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_)
+            | sqlx::Error::WorkerCrashed => StoreError::Unavailable(e.to_string()),
             other => StoreError::Backend(other.to_string()),
         }
     }
 }
+
+/// How long a request waits for a database connection before answering 503: long enough for
+/// a burst, short enough that clients learn of an outage at once instead of in 30 s.
+const ACQUIRE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 
 fn corrupt(what: &str) -> StoreError {
     StoreError::Backend(format!("stored {what} is not valid"))
@@ -64,6 +92,7 @@ impl SqlStore {
         };
         let pool = AnyPoolOptions::new()
             .max_connections(if sqlite { 4 } else { 16 })
+            .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect(&url)
             .await?;
         if sqlite {
@@ -251,6 +280,11 @@ fn page_limit(limit: usize) -> i64 {
 
 #[async_trait]
 impl Store for SqlStore {
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
     async fn create_or_resolve_thread(&self, thread: Thread) -> StoreResult<(Thread, bool)> {
         let members = MemberSet::new(thread.member_ids.iter().cloned())
             .map_err(|_| StoreError::Conflict("invalid member set"))?;

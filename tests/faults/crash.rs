@@ -10,9 +10,7 @@ use std::{
 use serde_json::{Value, json};
 use threadline_bench::target::Target;
 
-#[allow(dead_code)] // this binary uses only the database choice of the API tests' helpers
-#[path = "api/helpers/mod.rs"]
-mod helpers;
+use crate::helpers;
 
 fn start(database_url: &str) -> Target {
     let extra = [format!("--database-url={database_url}")];
