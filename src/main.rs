@@ -33,6 +33,8 @@ fn main() -> ExitCode {
 }
 
 async fn run(config: Config) -> std::io::Result<()> {
+    // Before anything opens a descriptor, and before the address is printed.
+    server::raise_open_files_limit();
     let listener = server::bind(SocketAddr::new(config.host, config.port), config.backlog)?;
     let addr = listener.local_addr()?;
     let store = store::open(config.database_url.as_deref())

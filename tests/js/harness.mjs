@@ -37,6 +37,9 @@ export function databaseArgs(dataDir) {
  */
 export const JWT_MODE = process.env.THREADLINE_TEST_IDENTITY === "jwt";
 const GUEST = "guest";
+
+/** Who a request or socket naming nobody posts as: the stub's "me", the guest in jwt mode. */
+export const anonymousAuthor = (server) => (server.jwt ? GUEST : "me");
 const SUITE_SECRET = "threadline-suite-secret-long-enough";
 const b64url = (v) => Buffer.from(JSON.stringify(v)).toString("base64url");
 
