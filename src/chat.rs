@@ -38,6 +38,17 @@ pub struct Replay {
     /// More messages were created than the cap: `new` holds the newest ones, and the rest are in
     /// the REST history after `since`.
     pub truncated: bool,
+    /// The newest position the joining socket has: everything after it arrives live.
+    pub seq: u64,
+}
+
+/// Where a rejoining client left off.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Since {
+    /// The last message it saw (`since: <id>`).
+    Message(MessageId),
+    /// The position of the last message it saw (`after: <seq>`; 0: it saw none).
+    Position(u64),
 }
 
 impl Replay {
@@ -224,13 +235,14 @@ impl Chat {
     }
 
     /// Joins a socket to a thread's room: `enter` does it, in the thread's turn, once this
-    /// node knows where the thread's events start for its sockets.
-    pub async fn join(&self, actor: &Actor, id: &ThreadId, enter: impl FnOnce()) -> Result<Thread> {
+    /// node knows where the thread's events start for its sockets. Returns that position: the
+    /// socket gets every message after it live.
+    pub async fn join(&self, actor: &Actor, id: &ThreadId, enter: impl FnOnce()) -> Result<u64> {
         let thread = self.thread(actor, id).await?;
         let mut turn = self.fanout.turn(&thread.id).await;
-        turn.track().await?;
+        let seq = turn.track().await?;
         enter();
-        Ok(thread)
+        Ok(seq)
     }
 
     /// Reads what a client that last saw `since` missed (at most `cap` new messages) and calls
@@ -241,35 +253,50 @@ impl Chat {
         &self,
         actor: &Actor,
         id: &ThreadId,
-        since: &MessageId,
+        since: &Since,
         cap: usize,
         enter: impl FnOnce(&Replay),
     ) -> Result<(Thread, Replay)> {
         let thread = self.thread(actor, id).await?;
         let mut turn = self.fanout.turn(&thread.id).await;
-        let seen = self
-            .store
-            .message(&thread.id, since)
-            .await
-            .map_err(|e| match e {
-                StoreError::MessageNotFound => ApiError::NotFound("unknown_since"),
-                other => other.into(),
-            })?;
-        let mut window = self
-            .store
-            .messages(&thread.id, Anchor::After(since.clone()), cap)
-            .await?;
+        let seen = match since {
+            Since::Message(since) => Some(self.store.message(&thread.id, since).await.map_err(
+                |e| match e {
+                    StoreError::MessageNotFound => ApiError::NotFound("unknown_since"),
+                    other => other.into(),
+                },
+            )?),
+            Since::Position(0) => None,
+            Since::Position(seq) => Some(
+                self.store
+                    .message_at(&thread.id, *seq)
+                    .await?
+                    .ok_or(ApiError::NotFound("unknown_after"))?,
+            ),
+        };
+        let anchor = match &seen {
+            Some(seen) => Anchor::After(seen.id.clone()),
+            None => Anchor::Oldest,
+        };
+        let mut window = self.store.messages(&thread.id, anchor, cap).await?;
         let truncated = window.more_after;
         if truncated {
             window = self.store.messages(&thread.id, Anchor::Newest, cap).await?;
         }
-        let changed = self
-            .store
-            .changed_messages(&thread.id, since, seen.created_at)
-            .await?;
+        let changed = match &seen {
+            Some(seen) => {
+                self.store
+                    .changed_messages(&thread.id, &seen.id, seen.created_at)
+                    .await?
+            }
+            None => Vec::new(),
+        };
         let changed_views = self.views(&changed).await?;
         let new = self.views(&window.items).await?;
-        turn.catch_up_to(window.items.last().unwrap_or(&seen)).await;
+        match window.items.last().or(seen.as_ref()) {
+            Some(newest) => turn.catch_up_to(newest).await,
+            None => _ = turn.track().await?,
+        }
         let replay = Replay {
             changed: changed
                 .into_iter()
@@ -281,6 +308,7 @@ impl Chat {
                 .collect(),
             new,
             truncated,
+            seq: turn.position(),
         };
         enter(&replay);
         Ok((thread, replay))

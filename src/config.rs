@@ -83,7 +83,7 @@ pub struct Config {
     #[arg(long, env = "THREADLINE_CONNECT_TIMEOUT_MS", default_value_t = 5_000)]
     pub connect_timeout_ms: u64,
 
-    /// Most messages `thread:join {threadId, since}` replays; past it the ack says
+    /// Most messages `thread:join {threadId, after}` (or `since`) replays; past it the ack says
     /// `truncated: true` and the client pages the REST history.
     #[arg(long, env = "THREADLINE_REPLAY_LIMIT", default_value_t = 500)]
     pub replay_limit: usize,

@@ -298,13 +298,19 @@ pub struct Turn<'a> {
 
 impl Turn<'_> {
     /// Before a socket of this node first enters the thread's room: its events start after the
-    /// newest stored message.
-    pub async fn track(&mut self) -> StoreResult<()> {
+    /// newest stored message. Returns [`Turn::position`].
+    pub async fn track(&mut self) -> StoreResult<u64> {
         if self.lane.sent.is_none() {
             let newest = self.fanout.store.last_message(&self.thread).await?;
             self.lane.sent = Some(newest.map_or(0, |m| m.seq));
         }
-        Ok(())
+        Ok(self.position())
+    }
+
+    /// The position of the newest message this node's sockets in the room have been sent:
+    /// a socket entering now gets every message after it live.
+    pub fn position(&self) -> u64 {
+        self.lane.sent.unwrap_or(0)
     }
 
     /// Before a socket enters the room with a replay that runs to `newest`: the room's other

@@ -43,6 +43,8 @@ pub struct MessageView {
     pub file_ids: Vec<FileId>,
     pub files: Vec<FileView>,
     pub created_at: Timestamp,
+    /// The message's 1-based position in its thread: the order of history (ids are not).
+    pub seq: u64,
     /// Present when the sender gave one, so optimistic UIs can match their pending message.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_message_id: Option<String>,
@@ -69,6 +71,7 @@ impl MessageView {
                 .filter_map(|id| files.get(id).map(FileView::from))
                 .collect(),
             created_at: m.created_at,
+            seq: m.seq,
             client_message_id: m.client_id.as_ref().map(|k| k.as_str().to_owned()),
             edited_at: m.edited_at,
             deleted_at: m.deleted_at,
@@ -182,6 +185,8 @@ pub struct ChatMessageView {
     pub text: String,
     /// Milliseconds since the epoch.
     pub ts: i64,
+    /// The message's 1-based position in its conversation (an addition to the README's shape).
+    pub seq: u64,
     /// When the author last edited `text` (milliseconds since the epoch).
     #[serde(rename = "editedTs", skip_serializing_if = "Option::is_none")]
     pub edited_ts: Option<i64>,
@@ -197,6 +202,7 @@ impl ChatMessageView {
             sender: AccountView::of(&m.author_id, names),
             text: m.body.clone(),
             ts: m.created_at.as_millis(),
+            seq: m.seq,
             edited_ts: m.edited_at.map(Timestamp::as_millis),
             deleted_ts: m.deleted_at.map(Timestamp::as_millis),
         }

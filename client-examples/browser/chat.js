@@ -35,13 +35,13 @@
   document.getElementById("thread-id").textContent = threadId;
   document.getElementById("user-id").textContent = user;
 
-  // The last message shown: every rejoin names it (`since`), and the server replays what came
-  // after it, so a dropped connection loses nothing.
-  let lastId = null;
+  // The position of the last message shown (`seq`): every rejoin names it (`after`), and the
+  // server replays what came after it, so a dropped connection loses nothing.
+  let lastSeq = 0;
   const show = (message) => {
     if (shown.has(message.id)) return; // history and live events may overlap
     shown.add(message.id);
-    lastId = message.id;
+    lastSeq = Math.max(lastSeq, message.seq);
     const li = document.createElement("li");
     li.dataset.id = message.id;
     li.className = message.authorId === user ? "mine" : "";
@@ -69,7 +69,7 @@
   window.chat = { socket }; // for the console (and the test suite)
   // Join on every (re)connect: rooms do not survive a new session.
   socket.on("connect", () => {
-    socket.emit("thread:join", lastId ? { threadId, since: lastId } : { threadId }, (ack) => {
+    socket.emit("thread:join", { threadId, after: lastSeq }, (ack) => {
       status.textContent = ack && ack.ok ? "live" : "join failed: " + (ack && ack.error);
       document.body.dataset.state = ack && ack.ok ? "joined" : "error";
     });

@@ -34,19 +34,22 @@ if (!threadId) {
 }
 
 const socket = io(server, { path: "/ws", auth: token ? { token } : {} });
-// The last message seen: every rejoin names it, and the server replays what came after it, so a
-// dropped connection loses nothing.
-let lastId = null;
+// The position (`seq`) of the last message seen: every rejoin names it (`after`), and the server
+// replays what came after it, so a dropped connection loses nothing. Before any message, the
+// join ack's `seq` is where this client stands.
+let lastSeq = null;
 let posted = false;
 
 socket.on("connect", () => {
-  socket.emit("thread:join", lastId ? { threadId, since: lastId } : { threadId }, async (ack) => {
+  const rejoin = lastSeq !== null;
+  socket.emit("thread:join", rejoin ? { threadId, after: lastSeq } : { threadId }, async (ack) => {
     if (!ack || !ack.ok) {
       console.error("join failed:", ack);
       process.exit(1);
     }
-    console.log(lastId ? `rejoined thread:${threadId}, ${ack.replayed} missed messages replayed` : `joined thread:${threadId}`);
-    if (ack.truncated) console.log("more were missed than replayed: page GET /messages?cursor=" + lastId);
+    if (lastSeq === null) lastSeq = ack.seq;
+    console.log(rejoin ? `rejoined thread:${threadId}, ${ack.replayed} missed messages replayed` : `joined thread:${threadId}`);
+    if (ack.truncated) console.log("more were missed than replayed: page GET /api/threads/:id/messages");
     if (say && !posted) {
       posted = true;
       await fetch(`${server}/api/threads/${threadId}/messages`, {
@@ -59,7 +62,7 @@ socket.on("connect", () => {
 });
 
 socket.on("message:new", ({ message }) => {
-  lastId = message.id;
+  lastSeq = message.seq;
   console.log(`message:new ${message.id} ${message.authorId}: ${message.body}`);
   if (once) {
     socket.close();

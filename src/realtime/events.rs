@@ -4,6 +4,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::{
+    chat::Since,
     domain::{MessageId, ThreadId},
     error::ApiError,
     views::MessageView,
@@ -22,7 +23,7 @@ pub struct SendMessage {
     pub client_message_id: Option<String>,
 }
 
-/// Client → server: join a thread's room. Payload `{threadId}`.
+/// Client → server: join a thread's room. Payload `{threadId, after?, since?}`.
 pub const THREAD_JOIN: &str = "thread:join";
 /// Client → server: leave a thread's room. Payload `{threadId}`.
 pub const THREAD_LEAVE: &str = "thread:leave";
@@ -65,11 +66,14 @@ pub enum Ack {
         ok: bool,
         message: MessageView,
     },
+    /// `thread:join`: the newest position at joining; with `since`/`after`, what was replayed.
     Joined {
         ok: bool,
-        replayed: usize,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        replayed: Option<usize>,
         #[serde(skip_serializing_if = "std::ops::Not::not")]
         truncated: bool,
+        seq: u64,
     },
     Read {
         ok: bool,
@@ -96,11 +100,21 @@ impl Ack {
         Self::Sent { ok: true, message }
     }
 
-    pub fn joined(replayed: usize, truncated: bool) -> Self {
+    pub fn entered(seq: u64) -> Self {
         Self::Joined {
             ok: true,
-            replayed,
+            replayed: None,
+            truncated: false,
+            seq,
+        }
+    }
+
+    pub fn rejoined(replayed: usize, truncated: bool, seq: u64) -> Self {
+        Self::Joined {
+            ok: true,
+            replayed: Some(replayed),
             truncated,
+            seq,
         }
     }
 
@@ -148,11 +162,23 @@ pub fn thread_id(payload: &Value) -> Result<ThreadId, &'static str> {
     ThreadId::parse(raw).map_err(|_| "invalid_thread_id")
 }
 
-/// `since` of `thread:join {threadId, since}`: absent, `null`, or a message id.
-pub fn since(payload: &Value) -> Result<Option<MessageId>, &'static str> {
+/// Where `thread:join {threadId, after?, since?}` resumes: `after` (a position, 0 or more)
+/// first, else `since` (a message id); neither, absent or `null`: a plain join.
+pub fn since(payload: &Value) -> Result<Option<Since>, &'static str> {
+    match payload.get("after") {
+        None | Some(Value::Null) => {}
+        Some(after) => {
+            return after
+                .as_u64()
+                .map(|seq| Some(Since::Position(seq)))
+                .ok_or("invalid_after");
+        }
+    }
     match payload.get("since") {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::String(raw)) => MessageId::parse(raw).map(Some).map_err(|_| "invalid_since"),
+        Some(Value::String(raw)) => MessageId::parse(raw)
+            .map(|id| Some(Since::Message(id)))
+            .map_err(|_| "invalid_since"),
         Some(_) => Err("invalid_since"),
     }
 }

@@ -162,11 +162,12 @@ impl<A: Adapter> Socket<A> {
             .ok_or_else(|| invalid("identity_required"))
     }
 
-    /// `thread:join {threadId, since?}` → joins room `thread:<threadId>`. With `since` (the
-    /// last message id the client saw), first replays what it missed: edits and deletions of
-    /// what it had seen (`message:updated` / `message:deleted`), then every message created
-    /// after it (`message:new`), oldest first, at most `--replay-limit`. The ack is
-    /// `{ok: true, replayed}` (plus `truncated: true` past the limit), or `{error}`.
+    /// `thread:join {threadId, after?, since?}` → joins room `thread:<threadId>`; the ack is
+    /// `{ok: true, seq}` with the newest position at joining. With `after` (the position of the
+    /// last message the client saw, 0 for none) or `since` (its id), first replays what it
+    /// missed: edits and deletions of what it had seen (`message:updated` /
+    /// `message:deleted`), then every later message (`message:new`), oldest first, at most
+    /// `--replay-limit`; the ack adds `replayed` (and `truncated: true` past the limit).
     async fn join(&self, payload: Option<Value>, ack: AckSender<A>) {
         let entered = self.enter(payload).await;
         let thread = entered.as_ref().ok().map(|(thread, _)| thread.clone());
@@ -196,9 +197,10 @@ impl<A: Adapter> Socket<A> {
         }
         let body = match since {
             None => {
-                chat.join(&self.actor, &thread, || socket.join(room))
+                let seq = chat
+                    .join(&self.actor, &thread, || socket.join(room))
                     .await?;
-                Ack::ok()
+                Ack::entered(seq)
             }
             Some(since) => {
                 let cap = self.state.config.replay_limit;
@@ -208,7 +210,7 @@ impl<A: Adapter> Socket<A> {
                         replay_to(socket, replay);
                     })
                     .await?;
-                Ack::joined(replay.len(), replay.truncated)
+                Ack::rejoined(replay.len(), replay.truncated, replay.seq)
             }
         };
         Ok((thread, body))

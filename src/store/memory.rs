@@ -240,6 +240,18 @@ impl Store for MemoryStore {
         Ok(Message::clone(&log.messages[*position]))
     }
 
+    async fn message_at(&self, thread: &ThreadId, seq: u64) -> StoreResult<Option<Message>> {
+        let log = self.log(thread)?;
+        let log = read(&log);
+        // Positions are 1-based indexes into the log.
+        let at = usize::try_from(seq.saturating_sub(1)).unwrap_or(usize::MAX);
+        Ok(log
+            .messages
+            .get(at)
+            .filter(|_| seq > 0)
+            .map(|m| Message::clone(m)))
+    }
+
     async fn replace_message(&self, message: Message) -> StoreResult<()> {
         let log = self.log(&message.thread_id)?;
         let mut log = write(&log);

@@ -117,6 +117,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// Stores an edited or deleted message (same id, same position). The caller has checked
     /// who may change it; `changed_at()` of the new state must be set.
+    /// The message at position `seq` (1-based) of the thread, if there is one.
+    async fn message_at(&self, thread: &ThreadId, seq: u64) -> StoreResult<Option<Message>>;
+
     async fn replace_message(&self, message: Message) -> StoreResult<()>;
 
     /// The messages at or before `until` whose last edit or deletion happened at or after

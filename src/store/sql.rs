@@ -445,6 +445,18 @@ impl Store for SqlStore {
         row.as_ref().map(Self::message).transpose()
     }
 
+    async fn message_at(&self, thread: &ThreadId, seq: u64) -> StoreResult<Option<Message>> {
+        let seq = i64::try_from(seq).map_err(|_| StoreError::MessageNotFound)?;
+        let row = sqlx::query(&format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE thread_id = $1 AND seq = $2"
+        ))
+        .bind(thread.as_str())
+        .bind(seq)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(Self::message).transpose()
+    }
+
     async fn message(&self, thread: &ThreadId, id: &MessageId) -> StoreResult<Message> {
         let row = sqlx::query(&format!(
             "SELECT {MESSAGE_COLUMNS} FROM messages WHERE thread_id = $1 AND id = $2"

@@ -399,6 +399,7 @@ async fn conversations_list_most_recent_first_and_messages_cross_apis() {
             "sender": {"id": b, "name": "B"},
             "text": "through the threads API",
             "ts": conv.body["lastMessage"]["ts"],
+            "seq": conv.body["lastMessage"]["seq"],
         })
     );
     // And a message through this API is in the threads API's history, same id and text.

@@ -144,14 +144,14 @@ async fn a_socket_is_in_a_bounded_number_of_thread_rooms() {
         .unwrap();
         next_text(&mut ws, wait).await.unwrap()
     };
-    assert_eq!(join(1, &threads[1]).await, r#"431[{"ok":true}]"#);
+    assert_eq!(join(1, &threads[1]).await, r#"431[{"ok":true,"seq":0}]"#);
     assert_eq!(
         join(2, &threads[2]).await,
         r#"432[{"error":"too_many_rooms"}]"#
     );
     assert_eq!(
         join(3, &threads[0]).await,
-        r#"433[{"ok":true}]"#,
+        r#"433[{"ok":true,"seq":0}]"#,
         "a room it is in already"
     );
 }

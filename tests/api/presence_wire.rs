@@ -25,7 +25,7 @@ async fn joined_as(app: &TestApp, user: &str, thread: &str) -> Ws {
     .unwrap();
     assert_eq!(
         next_text(&mut ws, WAIT).await.unwrap(),
-        r#"430[{"ok":true}]"#
+        r#"430[{"ok":true,"seq":0}]"#
     );
     let own = next_text(&mut ws, WAIT).await.unwrap();
     assert!(own.starts_with(r#"42["presence""#), "{own}");

@@ -14,7 +14,9 @@ fn assert_message(m: &Value) {
     assert_account(&m["sender"]);
     assert!(m["text"].is_string(), "{m}");
     assert!(m["ts"].is_i64(), "{m}");
-    assert_eq!(m.as_object().unwrap().len(), 4, "{m}");
+    // The README's four fields, and the message's position in its conversation.
+    assert!(m["seq"].is_u64(), "{m}");
+    assert_eq!(m.as_object().unwrap().len(), 5, "{m}");
 }
 
 fn assert_conversation(c: &Value) {

@@ -139,12 +139,14 @@ async fn posting_a_message_is_201_with_the_message_shape() {
             "fileIds",
             "files",
             "id",
+            "seq",
             "threadId"
         ]
     );
     assert_eq!(m["body"], "hello", "body is trimmed like the stub");
     assert_eq!(m["authorId"], "me", "nobody named: the stub's author");
     assert_eq!(m["threadId"], thread.as_str());
+    assert_eq!(m["seq"], 1, "its position in the thread");
     assert_eq!(m["fileIds"], json!([]));
     assert_eq!(m["files"], json!([]));
     let id = m["id"].as_str().unwrap();

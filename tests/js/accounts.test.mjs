@@ -92,7 +92,7 @@ test("a message posted through either API reaches clients joined through the oth
   const conv = (await api(server, "POST", `/api/account/${a}/conversations?with=${b}`)).body.id;
   const socket = await connect(server, CLIENTS[0], { auth: { userId: a } });
   try {
-    assert.deepEqual(await emitAck(socket, "thread:join", { threadId: conv }), { ok: true });
+    assert.deepEqual(await emitAck(socket, "thread:join", { threadId: conv }), { ok: true, seq: 0 });
     const box = collect(socket);
 
     const viaAccounts = await say(b, conv, "from the accounts API");
@@ -113,6 +113,7 @@ test("a message posted through either API reaches clients joined through the oth
       sender: { id: a, name: "Ann" },
       text: "from the threads API",
       ts: Date.parse(viaThreads.createdAt),
+      seq: viaThreads.seq,
     });
   } finally {
     socket.close();

@@ -51,7 +51,7 @@ test("members join and receive; non-members are refused with an error ack", asyn
   const ann = await connect(server, CLIENTS[0], { auth: { token: token("ann") } });
   const eve = await connect(server, CLIENTS[0], { auth: { token: token("eve") } });
   try {
-    assert.deepEqual(await emitAck(ann, "thread:join", { threadId }), { ok: true });
+    assert.deepEqual(await emitAck(ann, "thread:join", { threadId }), { ok: true, seq: 0 });
     assert.deepEqual(await emitAck(eve, "thread:join", { threadId }), { error: "not_a_member" });
     const annBox = collect(ann);
     const eveBox = collect(eve);
@@ -90,7 +90,9 @@ test("socket.io-client 2.x passes the token as a query parameter", async () => {
     socket.once("connect_error", reject);
   });
   try {
-    assert.deepEqual(await emitAck(socket, "thread:join", { threadId }), { ok: true });
+    const joined = await emitAck(socket, "thread:join", { threadId });
+    assert.deepEqual(joined, { ok: true, seq: joined.seq });
+    assert.ok(Number.isInteger(joined.seq), "the newest position of a shared thread");
   } finally {
     socket.close();
   }
@@ -115,7 +117,9 @@ test("typing, receipts, rejoins, presence and edits: members only, authors only"
     assert.deepEqual(notAuthor, { status: 403, body: { error: "not_author" } });
     assert.equal((await api(server, "DELETE", path, undefined, bearer("ann"))).status, 403);
     assert.deepEqual(await emitAck(ann, "thread:read", { threadId, messageId }), { ok: true, messageId });
-    assert.deepEqual(await emitAck(ann, "thread:join", { threadId, since: messageId }), { ok: true, replayed: 0 });
+    const rejoined = await emitAck(ann, "thread:join", { threadId, since: messageId });
+    assert.deepEqual(rejoined, { ok: true, replayed: 0, seq: rejoined.seq });
+    assert.ok(Number.isInteger(rejoined.seq));
     assert.equal((await api(server, "PATCH", path, { body: "edited" }, bearer("bob"))).status, 200);
   } finally {
     eve.close();

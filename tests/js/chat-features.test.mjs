@@ -188,7 +188,7 @@ test("a full default replay of 500 messages arrives whole, then live ones", asyn
   try {
     const got = [];
     socket.on("message:new", ({ message }) => got.push(message.id));
-    assert.deepEqual(await emitAck(socket, "thread:join", { threadId, since: seen.id }), { ok: true, replayed: 500 });
+    assert.deepEqual(await emitAck(socket, "thread:join", { threadId, since: seen.id }), { ok: true, replayed: 500, seq: 501 });
     const live = await postMessage(server, threadId, "live");
     await waitUntil(() => got.length === 501, 10000, "replay and live");
     assert.deepEqual(got, [...missed, live.id]);

@@ -16,7 +16,7 @@ test("200 sequential posts reach 3 clients in order, exactly once", async () => 
   const flavours = [CLIENTS[0], CLIENTS[1], CLIENTS[3]];
   const sockets = await Promise.all(flavours.map((f) => connect(server, f)));
   try {
-    for (const s of sockets) assert.deepEqual(await emitAck(s, "thread:join", { threadId }), { ok: true });
+    for (const s of sockets) assert.deepEqual(await emitAck(s, "thread:join", { threadId }), { ok: true, seq: 0 });
     const inboxes = sockets.map(collect);
     const sent = [];
     for (let i = 0; i < 200; i++) sent.push((await postMessage(server, threadId, `n${i}`)).id);

@@ -132,8 +132,8 @@ test("two nodes: cross-node delivery, order, and a restart that loses nothing", 
     const onA = await connect(a);
     const onB = await connect(b);
     clients.push(onA, onB);
-    assert.deepEqual(await emitAck(onA, "thread:join", { threadId }), { ok: true });
-    assert.deepEqual(await emitAck(onB, "thread:join", { threadId }), { ok: true });
+    assert.deepEqual(await emitAck(onA, "thread:join", { threadId }), { ok: true, seq: 0 });
+    assert.deepEqual(await emitAck(onB, "thread:join", { threadId }), { ok: true, seq: 0 });
     const boxA = collect(onA);
     const boxB = collect(onB);
 
@@ -152,7 +152,7 @@ test("two nodes: cross-node delivery, order, and a restart that loses nothing", 
     b = await node();
     const onB2 = await connect(b);
     clients.push(onB2);
-    assert.deepEqual(await emitAck(onB2, "thread:join", { threadId }), { ok: true });
+    assert.deepEqual(await emitAck(onB2, "thread:join", { threadId }), { ok: true, seq: 45 });
     const boxB2 = collect(onB2);
     const afterRestart = [];
     for (let i = 0; i < 5; i++) afterRestart.push(await postMessage(b, threadId, `back${i}`));

@@ -19,7 +19,7 @@ for (const flavour of CLIENTS) {
       const threadId = await createThread(server);
       const socket = await connect(server, flavour);
       try {
-        assert.deepEqual(await emitAck(socket, "thread:join", { threadId }), { ok: true });
+        assert.deepEqual(await emitAck(socket, "thread:join", { threadId }), { ok: true, seq: 0 });
         const received = collect(socket);
         const sent = await postMessage(server, threadId, "hello " + flavour.name);
         await waitUntil(() => received.length === 1, 5000, "message:new");
@@ -113,7 +113,7 @@ describe("malformed payloads", () => {
       await waitUntil(() => received.length === 1, 5000, "bystander delivery");
       assert.equal(received[0].id, m.id);
       assert.ok(sender.connected, "the sender is not disconnected for bad payloads");
-      assert.deepEqual(await emitAck(sender, "thread:join", { threadId }), { ok: true });
+      assert.deepEqual(await emitAck(sender, "thread:join", { threadId }), { ok: true, seq: 1 });
     } finally {
       bystander.close();
       sender.close();
@@ -129,7 +129,7 @@ describe("malformed payloads", () => {
       const received = collect(bystander);
       // ~900 KB: within Node's (and our) 1 MB maxHttpBufferSize, so it is processed.
       const big = await emitAck(sender, "thread:join", { threadId, pad: "x".repeat(900_000) });
-      assert.deepEqual(big, { ok: true });
+      assert.deepEqual(big, { ok: true, seq: 0 });
       const closed = new Promise((r) => sender.once("disconnect", r));
       sender.emit("thread:join", { threadId, pad: "x".repeat(1_100_000) });
       await closed;

@@ -1,5 +1,6 @@
-// No gaps across reconnects: thread:join {threadId, since} replays what a client missed, then
-// the live messages, with nothing missing or repeated at the seam.
+// No gaps across reconnects: thread:join {threadId, after} (a position: every message carries
+// `seq`, the join ack the newest one) or {threadId, since} (a message id) replays what a client
+// missed, then the live messages, with nothing missing or repeated at the seam.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import {
@@ -19,7 +20,7 @@ test("since replays the missed messages in order, then the live ones", async () 
   try {
     const box = collect(socket);
     const ack = await emitAck(socket, "thread:join", { threadId, since: seen.id });
-    assert.deepEqual(ack, { ok: true, replayed: 5 });
+    assert.deepEqual(ack, { ok: true, replayed: 5, seq: 6 });
     const live = await postMessage(server, threadId, "live");
     await waitUntil(() => box.length === 6, 5000, "replay and live");
     assert.deepEqual(box, [...missed, live]);
@@ -34,7 +35,7 @@ test("a join without since replays nothing, as in the stub", async () => {
   const socket = await connect(server);
   try {
     const box = collect(socket);
-    assert.deepEqual(await emitAck(socket, "thread:join", { threadId }), { ok: true });
+    assert.deepEqual(await emitAck(socket, "thread:join", { threadId }), { ok: true, seq: 1 });
     await sleep(100);
     assert.equal(box.length, 0);
   } finally {
@@ -51,12 +52,59 @@ test("past the replay limit the ack says truncated and the newest messages come"
   try {
     const box = collect(socket);
     const ack = await emitAck(socket, "thread:join", { threadId, since: seen.id });
-    assert.deepEqual(ack, { ok: true, replayed: 50, truncated: true });
+    assert.deepEqual(ack, { ok: true, replayed: 50, truncated: true, seq: 61 });
     await waitUntil(() => box.length === 50, 5000, "the capped replay");
     assert.deepEqual(box.map((m) => m.id), posted.slice(10).map((m) => m.id));
     // The rest is in the REST history after `since`.
     const page = await api(server, "GET", `/api/threads/${threadId}/messages?cursor=${seen.id}&limit=10`);
     assert.deepEqual(page.body.messages.map((m) => m.id), posted.slice(0, 10).map((m) => m.id));
+  } finally {
+    socket.close();
+  }
+});
+
+test("after replays by position; a client that saw nothing of an empty thread loses nothing", async () => {
+  const threadId = await createThread(server);
+  const first = await connect(server);
+  const again = await connect(server);
+  try {
+    // Joined an empty thread, then dropped before the first message.
+    assert.deepEqual(await emitAck(first, "thread:join", { threadId }), { ok: true, seq: 0 });
+    first.close();
+    const posted = [];
+    for (let i = 0; i < 3; i++) posted.push(await postMessage(server, threadId, `m${i}`));
+    assert.deepEqual(posted.map((m) => m.seq), [1, 2, 3], "every message carries its position");
+    const box = collect(again);
+    assert.deepEqual(await emitAck(again, "thread:join", { threadId, after: 0 }), { ok: true, replayed: 3, seq: 3 });
+    const live = await postMessage(server, threadId, "live");
+    await waitUntil(() => box.length === 4, 5000, "replay and live");
+    assert.deepEqual(box, [...posted, live]);
+    assert.equal(live.seq, 4);
+    // From the middle: everything after position 2.
+    const third = await connect(server);
+    try {
+      const rest = collect(third);
+      assert.deepEqual(await emitAck(third, "thread:join", { threadId, after: 2 }), { ok: true, replayed: 2, seq: 4 });
+      await waitUntil(() => rest.length === 2, 5000, "replay after 2");
+      assert.deepEqual(rest.map((m) => m.seq), [3, 4]);
+    } finally {
+      third.close();
+    }
+  } finally {
+    first.close();
+    again.close();
+  }
+});
+
+test("bad after values get a clear error ack", async () => {
+  const threadId = await createThread(server);
+  await postMessage(server, threadId, "one");
+  const socket = await connect(server);
+  try {
+    for (const after of [-1, 1.5, "2", {}]) {
+      assert.deepEqual(await emitAck(socket, "thread:join", { threadId, after }), { error: "invalid_after" }, JSON.stringify(after));
+    }
+    assert.deepEqual(await emitAck(socket, "thread:join", { threadId, after: 7 }), { error: "unknown_after" });
   } finally {
     socket.close();
   }
@@ -98,7 +146,7 @@ test("the replay carries edits and deletions that happened meanwhile", async () 
       socket.on(name, (payload) => events.push([name, payload]));
     }
     const ack = await emitAck(socket, "thread:join", { threadId, since: seen.id });
-    assert.deepEqual(ack, { ok: true, replayed: 3 });
+    assert.deepEqual(ack, { ok: true, replayed: 3, seq: 4 });
     await waitUntil(() => events.length === 3, 5000, "replay");
     assert.equal(events[0][0], "message:updated");
     assert.equal(events[0][1].message.body, "old, edited");
@@ -112,27 +160,27 @@ test("the replay carries edits and deletions that happened meanwhile", async () 
 });
 
 /**
- * 20 clients in one thread, each forcibly disconnected every 0.5–2 s (the transport is closed
- * under it, as a network drop does), while 1,000 messages are posted at a steady rate. Each
- * client rejoins on every reconnect; with `useSince` it names the last message it saw.
+ * 20 clients in one thread, empty when they join, each forcibly disconnected every 0.5–2 s (the
+ * transport is closed under it, as a network drop does), while 1,000 messages are posted at a
+ * steady rate. Each client rejoins on every reconnect; with `useAfter` it names the position of
+ * the last message it saw (the join ack's `seq` before the first one).
  */
-async function jitter(useSince) {
+async function jitter(useAfter) {
   const threadId = await createThread(server);
-  const start = await postMessage(server, threadId, "before the run");
   const clients = [];
   for (let i = 0; i < 20; i++) {
-    const state = { lastId: start.id, got: [], drops: 0, joins: 0 };
+    const state = { lastSeq: 0, got: [], drops: 0, joins: 0 };
     const socket = await connect(server, undefined, { reconnectionDelay: 20, reconnectionDelayMax: 100 });
     socket.on("message:new", ({ message }) => {
       state.got.push(message.id);
-      state.lastId = message.id;
+      state.lastSeq = message.seq;
     });
     const join = () => {
       state.joins++;
-      socket.emit("thread:join", useSince ? { threadId, since: state.lastId } : { threadId });
+      socket.emit("thread:join", useAfter ? { threadId, after: state.lastSeq } : { threadId });
     };
     socket.on("connect", join);
-    await emitAck(socket, "thread:join", { threadId });
+    state.lastSeq = (await emitAck(socket, "thread:join", { threadId })).seq;
     clients.push({ socket, state });
   }
   let running = true;
@@ -160,7 +208,7 @@ async function jitter(useSince) {
   return { clients, posted };
 }
 
-test("jitter: with since, every client ends with all 1,000 messages, once, in order", async () => {
+test("jitter: with after, every client ends with all 1,000 messages, once, in order", async () => {
   const { clients, posted } = await jitter(true);
   try {
     await waitUntil(() => clients.every(({ state }) => state.got.length >= posted.length), 20000, "every message everywhere");
@@ -173,7 +221,7 @@ test("jitter: with since, every client ends with all 1,000 messages, once, in or
   }
 });
 
-test("jitter: without since the same disconnections lose messages (so the test above can fail)", async () => {
+test("jitter: without after the same disconnections lose messages (so the test above can fail)", async () => {
   const { clients, posted } = await jitter(false);
   try {
     await sleep(1000);
