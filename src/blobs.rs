@@ -32,6 +32,80 @@ impl Blobs {
         self.files.join(id.as_str())
     }
 
+    fn partial_path(&self, id: &FileId) -> PathBuf {
+        self.partial.join(id.as_str())
+    }
+
+    /// Where an upload left off: its bytes in place, or still partial, with their size and
+    /// SHA-256; `None` when neither exists.
+    pub async fn inspect(&self, id: &FileId) -> io::Result<Option<(Place, u64, String)>> {
+        for (place, path) in [
+            (Place::InPlace, self.path(id)),
+            (Place::Partial, self.partial_path(id)),
+        ] {
+            match digest(&path).await {
+                Ok((size, sha256)) => return Ok(Some((place, size, sha256))),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(None)
+    }
+
+    /// Makes an upload left partial by a crash durable (fsync, rename, fsync the directory).
+    pub async fn commit_left(&self, id: &FileId) -> io::Result<()> {
+        let partial = self.partial_path(id);
+        File::open(&partial).await?.sync_all().await?;
+        fs::rename(&partial, self.path(id)).await?;
+        File::open(&self.files).await?.sync_all().await
+    }
+
+    /// Removes whatever an upload left (partial bytes or bytes in place).
+    pub async fn remove(&self, id: &FileId) {
+        for path in [self.partial_path(id), self.path(id)] {
+            if let Err(e) = fs::remove_file(&path).await
+                && e.kind() != io::ErrorKind::NotFound
+            {
+                tracing::warn!(error = %e, path = %path.display(), "could not remove upload bytes");
+            }
+        }
+    }
+
+    /// Partial uploads untouched for `idle` (a live upload writes at least once per body
+    /// timeout).
+    pub async fn idle_partials(&self, idle: std::time::Duration) -> io::Result<Vec<FileId>> {
+        let mut found = Vec::new();
+        let mut entries = fs::read_dir(&self.partial).await?;
+        while let Some(entry) = entries.next_entry().await? {
+            let untouched = entry
+                .metadata()
+                .await
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|at| at.elapsed().ok());
+            let id = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| FileId::parse(n).ok());
+            if let Some(id) = id
+                && untouched.is_some_and(|for_| for_ >= idle)
+            {
+                found.push(id);
+            }
+        }
+        Ok(found)
+    }
+
+    /// Removes an upload's partial bytes.
+    pub async fn remove_partial(&self, id: &FileId) {
+        let path = self.partial_path(id);
+        if let Err(e) = fs::remove_file(&path).await
+            && e.kind() != io::ErrorKind::NotFound
+        {
+            tracing::warn!(error = %e, path = %path.display(), "could not remove a partial upload");
+        }
+    }
+
     /// A new temporary file for an upload in progress, removed unless committed.
     pub async fn create_partial(&self, id: &FileId) -> io::Result<Partial> {
         let path = self.partial.join(id.as_str());
@@ -49,6 +123,33 @@ impl Blobs {
         partial.kept = true;
         File::open(&self.files).await?.sync_all().await
     }
+}
+
+/// Where an upload's bytes are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Place {
+    InPlace,
+    Partial,
+}
+
+/// Size and hex SHA-256 of a file's bytes.
+async fn digest(path: &Path) -> io::Result<(u64, String)> {
+    use sha2::{Digest, Sha256};
+    use tokio::io::AsyncReadExt;
+
+    let mut file = File::open(path).await?;
+    let mut hasher = Sha256::new();
+    let mut size = 0u64;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = file.read(&mut buf).await?;
+        if n == 0 {
+            break;
+        }
+        size += n as u64;
+        hasher.update(&buf[..n]);
+    }
+    Ok((size, format!("{:x}", hasher.finalize())))
 }
 
 /// An upload being received. Dropped before it is committed (an error, a stalled or vanished

@@ -18,6 +18,7 @@
 //! - [`demo`]: the messenger README's sample world (`--demo`).
 //! - [`store`]: the `Store` trait and its backends (in-memory by default).
 //! - [`blobs`]: uploaded bytes on disk.
+//! - [`uploads`]: finishes or fails uploads a crash left `processing`.
 //! - [`auth`]: verifies JWTs (`jwt` mode).
 //! - [`limits`]: rate limits and connection caps.
 //! - [`readiness`]: the state of the link to Redis, for `/readyz` and the logs.
@@ -44,4 +45,5 @@ pub mod server;
 pub mod state;
 pub mod store;
 pub mod telemetry;
+pub mod uploads;
 pub mod views;

@@ -32,6 +32,16 @@ impl Target {
         Self::threadline_from(Command::new(bin), extra)
     }
 
+    /// threadline keeping its files in `data_dir` (left in place: a restart can find them).
+    pub fn threadline_in(bin: &str, data_dir: &std::path::Path, extra: &[String]) -> Result<Self> {
+        let mut cmd = Command::new(bin);
+        cmd.args(["--host", "127.0.0.1", "--port", "0", "--data-dir"])
+            .arg(data_dir)
+            .args(extra)
+            .env("RUST_LOG", "warn");
+        Self::spawn("threadline", cmd)
+    }
+
     /// threadline started with a soft open-files limit of `soft` (as a service manager might).
     pub fn threadline_with_open_files(bin: &str, extra: &[String], soft: u64) -> Result<Self> {
         let mut cmd = Command::new("sh");

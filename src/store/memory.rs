@@ -508,6 +508,15 @@ impl Store for MemoryStore {
         }
     }
 
+    async fn stale_uploads(&self, before: Timestamp) -> StoreResult<Vec<FileRecord>> {
+        Ok(self
+            .files
+            .iter()
+            .filter(|f| f.status == FileStatus::Processing && f.created_at < before)
+            .map(|f| f.clone())
+            .collect())
+    }
+
     async fn finish_file(
         &self,
         id: &FileId,

@@ -171,6 +171,10 @@ pub trait Store: Send + Sync + 'static {
 
     async fn insert_file(&self, file: FileRecord) -> StoreResult<()>;
 
+    /// Uploads still `processing` that were recorded before `before` (their writer crashed, or
+    /// is about to finish: callers leave a margin).
+    async fn stale_uploads(&self, before: Timestamp) -> StoreResult<Vec<FileRecord>>;
+
     /// Records the outcome of storing a file's bytes.
     async fn finish_file(
         &self,

@@ -781,6 +781,20 @@ impl Store for SqlStore {
         Ok(())
     }
 
+    async fn stale_uploads(&self, before: Timestamp) -> StoreResult<Vec<FileRecord>> {
+        sqlx::query(
+            "SELECT id, name, content_type, size, sha256, status, uploader, created_at FROM files \
+             WHERE status = $1 AND created_at < $2",
+        )
+        .bind(FileStatus::Processing.as_str())
+        .bind(before.as_millis())
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(Self::file)
+        .collect()
+    }
+
     async fn finish_file(
         &self,
         id: &FileId,

@@ -8,3 +8,4 @@ mod helpers;
 mod crash;
 mod postgres;
 mod redis;
+mod uploads;
