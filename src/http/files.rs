@@ -184,6 +184,10 @@ async fn download(
 }
 
 fn internal(e: std::io::Error) -> ApiError {
+    if e.kind() == std::io::ErrorKind::StorageFull {
+        tracing::error!(error = %e, "upload refused: the data directory's disk is full");
+        return ApiError::InsufficientStorage;
+    }
     ApiError::Internal(e.to_string())
 }
 

@@ -11,8 +11,9 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use sha2::{Digest, Sha256};
 use sqlx::{
-    AnyPool, Row,
+    Any, AnyConnection, AnyPool, Connection, Row,
     any::{AnyPoolOptions, AnyRow},
+    pool::PoolConnection,
 };
 
 use super::{Anchor, Store, StoreError, StoreResult, Window};
@@ -25,6 +26,69 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 pub struct SqlStore {
     pool: AnyPool,
+    sqlite: bool,
+}
+
+/// A write transaction that never outlives a failure. sqlx's own transaction can leave a
+/// SQLite connection inside an open transaction after a failed COMMIT (a full disk): its
+/// later statements then "succeed" invisibly to everyone else and the write lock is never
+/// released. Here, a transaction that is not committed in full is rolled back and its
+/// connection closed (closing ends whatever the engine still holds open), and the pool opens
+/// a fresh one.
+struct Tx {
+    conn: Option<PoolConnection<Any>>,
+}
+
+impl Tx {
+    fn conn(&mut self) -> &mut AnyConnection {
+        self.conn
+            .as_deref_mut()
+            .expect("a transaction's connection is only taken when it ends")
+    }
+
+    async fn commit(mut self) -> StoreResult<()> {
+        match sqlx::query("COMMIT").execute(self.conn()).await {
+            Ok(_) => {
+                self.conn = None;
+                Ok(())
+            }
+            Err(e) => {
+                self.discard().await;
+                Err(e.into())
+            }
+        }
+    }
+
+    async fn rollback(mut self) -> StoreResult<()> {
+        match sqlx::query("ROLLBACK").execute(self.conn()).await {
+            Ok(_) => {
+                self.conn = None;
+                Ok(())
+            }
+            Err(e) => {
+                self.discard().await;
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Closes the connection instead of returning it to the pool.
+    async fn discard(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            let mut conn = conn.detach();
+            let _ = sqlx::query("ROLLBACK").execute(&mut conn).await;
+            let _ = conn.close().await;
+        }
+    }
+}
+
+impl Drop for Tx {
+    /// Ended by an error (`?`) or a cancelled request: never back to the pool mid-transaction.
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            drop(conn.detach());
+        }
+    }
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -77,6 +141,22 @@ const NEW_MESSAGE_COLUMNS: &str = "id, thread_id, author_id, body, file_ids, cre
 const THREAD_COLUMNS: &str = "id, title, member_ids, created_at, updated_at";
 
 impl SqlStore {
+    /// Starts a write transaction. SQLite takes its write lock at once (`BEGIN IMMEDIATE`), so
+    /// concurrent writers queue on the busy timeout instead of failing to upgrade a read lock.
+    async fn begin(&self) -> StoreResult<Tx> {
+        let mut conn = self.pool.acquire().await?;
+        let begin = if self.sqlite {
+            "BEGIN IMMEDIATE"
+        } else {
+            "BEGIN"
+        };
+        if let Err(e) = sqlx::query(begin).execute(&mut *conn).await {
+            drop(conn.detach());
+            return Err(e.into());
+        }
+        Ok(Tx { conn: Some(conn) })
+    }
+
     /// Connects (`sqlite://path` or `postgres://…`) and runs the migrations.
     pub async fn connect(url: &str) -> StoreResult<Self> {
         sqlx::any::install_default_drivers();
@@ -107,7 +187,7 @@ impl SqlStore {
             .await
             .map_err(|e| StoreError::Backend(format!("migrations: {e}")))?;
         digest_member_keys(&pool).await?;
-        Ok(Self { pool })
+        Ok(Self { pool, sqlite })
     }
 
     fn message(row: &AnyRow) -> StoreResult<Message> {
@@ -291,7 +371,7 @@ impl Store for SqlStore {
         let key: Vec<&str> = members.key().iter().map(UserId::as_str).collect();
         let key = member_digest(&key.join(","));
         let listed: Vec<&str> = thread.member_ids.iter().map(UserId::as_str).collect();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let inserted = sqlx::query(
             "INSERT INTO threads (id, title, member_ids, member_key, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (member_key) DO NOTHING RETURNING id",
@@ -302,7 +382,7 @@ impl Store for SqlStore {
         .bind(&key)
         .bind(thread.created_at.as_millis())
         .bind(thread.updated_at.as_millis())
-        .fetch_optional(&mut *tx)
+        .fetch_optional(tx.conn())
         .await?;
         if inserted.is_none() {
             tx.rollback().await?;
@@ -321,7 +401,7 @@ impl Store for SqlStore {
             .bind(member.as_str())
             .bind(thread.id.as_str())
             .bind(thread.updated_at.as_millis())
-            .execute(&mut *tx)
+            .execute(tx.conn())
             .await?;
         }
         tx.commit().await?;
@@ -345,13 +425,13 @@ impl Store for SqlStore {
         }
         let file_ids: Vec<&str> = message.file_ids.iter().map(FileId::as_str).collect();
         let at = message.created_at.as_millis();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let seq: i64 = sqlx::query(
             "UPDATE threads SET last_seq = last_seq + 1, updated_at = $2 WHERE id = $1 RETURNING last_seq",
         )
         .bind(message.thread_id.as_str())
         .bind(at)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(tx.conn())
         .await?
         .ok_or(StoreError::ThreadNotFound)?
         .try_get(0)?;
@@ -366,7 +446,7 @@ impl Store for SqlStore {
         .bind(at)
         .bind(message.client_id.as_ref().map(|k| k.as_str().to_owned()))
         .bind(seq)
-        .execute(&mut *tx)
+        .execute(tx.conn())
         .await;
         if let Err(e) = inserted {
             tx.rollback().await?;
@@ -382,13 +462,13 @@ impl Store for SqlStore {
             )
             .bind(file.as_str())
             .bind(message.thread_id.as_str())
-            .execute(&mut *tx)
+            .execute(tx.conn())
             .await?;
         }
         sqlx::query("UPDATE thread_members SET activity = $2 WHERE thread_id = $1")
             .bind(message.thread_id.as_str())
             .bind(at)
-            .execute(&mut *tx)
+            .execute(tx.conn())
             .await?;
         tx.commit().await?;
         let seq = u64::try_from(seq).map_err(|_| corrupt("seq"))?;
