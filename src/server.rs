@@ -102,6 +102,7 @@ pub async fn serve(
     http.timer(TokioTimer::new())
         .header_read_timeout(Duration::from_millis(config.http_idle_timeout_ms));
     let grace = Duration::from_secs(config.shutdown_grace_secs);
+    let write_timeout = Duration::from_millis(config.ping_timeout_ms);
     // Engine.IO keeps each session's request for its lifetime: only carry the peer's address
     // when a limit needs it.
     let with_peer = app.state.limits.uses_ip();
@@ -126,7 +127,12 @@ pub async fn serve(
         };
         // Chat messages are small and latency-bound.
         let _ = tcp.set_nodelay(true);
-        let io = TokioIo::new(Held { tcp, _slot: slot });
+        let io = TokioIo::new(Held {
+            tcp,
+            _slot: slot,
+            write_timeout,
+            stuck: None,
+        });
         let service = TowerToHyperService::new(connection_service(&app.service, with_peer, peer));
         let connection = http.serve_connection(io, service).with_upgrades();
         let closing = closing.clone();
@@ -211,9 +217,43 @@ fn log_connection_end(result: Result<(), hyper::Error>) {
 
 /// A client connection holding its slot under the connection cap until it closes, upgraded
 /// websockets included (the upgrade keeps this value).
+///
+/// It also bounds how long a write may make no progress. A client that stops reading (and
+/// answering pings) while events are queued for it blocks engineioxide's websocket writer in
+/// a write, and that writer does not see the heartbeat closing the session meanwhile: the
+/// connection would stay open forever, holding its descriptor and its slot. A write stuck for
+/// `write_timeout` (the ping timeout) fails instead, which ends the transport.
 struct Held {
     tcp: TcpStream,
     _slot: OwnedSemaphorePermit,
+    write_timeout: Duration,
+    /// Set while writes are blocked, to fire `write_timeout` after they started to be.
+    stuck: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl Held {
+    /// The outcome of a write: progress clears the stall; no progress for too long is an error.
+    fn watch<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        write: Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        if write.is_ready() {
+            self.stuck = None;
+            return write;
+        }
+        let timeout = self.write_timeout;
+        let stuck = self
+            .stuck
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        match stuck.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the client read nothing for the write timeout",
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
 }
 
 impl AsyncRead for Held {
@@ -232,7 +272,8 @@ impl AsyncWrite for Held {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.tcp).poll_write(cx, buf)
+        let write = Pin::new(&mut self.tcp).poll_write(cx, buf);
+        self.watch(cx, write)
     }
 
     fn poll_write_vectored(
@@ -240,7 +281,8 @@ impl AsyncWrite for Held {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.tcp).poll_write_vectored(cx, bufs)
+        let write = Pin::new(&mut self.tcp).poll_write_vectored(cx, bufs);
+        self.watch(cx, write)
     }
 
     fn is_write_vectored(&self) -> bool {

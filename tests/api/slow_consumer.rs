@@ -102,3 +102,184 @@ fn replay_limit_must_fit_the_socket_buffer() {
     ));
     assert!(built.is_err());
 }
+
+/// A client that stops reading, and answering pings, while its room floods: the server's
+/// write to it blocks. Within the heartbeat (plus a little) the server ends its session and
+/// closes its connection (its descriptor is given back), and its user's slot comes back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_stuck_mid_write_is_closed_within_the_heartbeat() {
+    use futures_util::SinkExt;
+    use threadline_bench::target::Target;
+
+    let extra = [
+        "--ping-interval-ms=500",
+        "--ping-timeout-ms=500",
+        "--max-connections-per-user=1",
+        // A short per-socket queue, filled too: the heartbeat's ping waits behind it.
+        "--socket-buffer=16",
+        "--replay-limit=8",
+    ]
+    .map(String::from);
+    let server = Target::threadline(env!("CARGO_BIN_EXE_threadline"), &extra).unwrap();
+    // No keep-alive: the server's descriptors are then the listener's, the stores', and the
+    // stalled client's.
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    let thread: serde_json::Value = http
+        .post(format!("{}/api/threads", server.url()))
+        .json(&json!({"memberIds": ["slow", "fast"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let thread = thread["id"].as_str().unwrap().to_owned();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let baseline = server.open_files();
+
+    let mut stalled = eio::open(server.addr, &STALLED).await.unwrap();
+    stalled
+        .send(Message::text(r#"40{"userId":"slow"}"#))
+        .await
+        .unwrap();
+    assert!(
+        next_text(&mut stalled, WAIT)
+            .await
+            .unwrap()
+            .starts_with("40")
+    );
+    stalled
+        .send(Message::text(format!(
+            r#"420["thread:join",{{"threadId":"{thread}"}}]"#
+        )))
+        .await
+        .unwrap();
+    while !next_text(&mut stalled, WAIT)
+        .await
+        .unwrap()
+        .starts_with("430")
+    {}
+
+    // From now on it reads nothing; 64 KiB messages fill its tiny receive buffer and the
+    // server's send buffer, so the server's write to it blocks.
+    let body = "x".repeat(64 * 1024 - 100);
+    for _ in 0..100 {
+        let posted = http
+            .post(format!("{}/api/threads/{thread}/messages", server.url()))
+            .json(&json!({ "body": body }))
+            .send()
+            .await
+            .unwrap();
+        assert!(posted.status().is_success() || posted.status() == 400);
+    }
+    let stopped = std::time::Instant::now();
+    loop {
+        let presence: serde_json::Value = http
+            .get(format!("{}/api/threads/{thread}/presence", server.url()))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if presence == json!({"online": []}) && server.open_files() <= baseline {
+            break;
+        }
+        assert!(
+            stopped.elapsed() < Duration::from_secs(10),
+            "after {:?}: presence {presence}, {} descriptors (baseline {baseline})",
+            stopped.elapsed(),
+            server.open_files()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!(
+        "the stuck connection closed {:?} after the flood",
+        stopped.elapsed()
+    );
+    // Its slot came back: the same user connects again (one connection allowed).
+    let mut again = eio::open(server.addr, &eio::Open::default()).await.unwrap();
+    again
+        .send(Message::text(r#"40{"userId":"slow"}"#))
+        .await
+        .unwrap();
+    let answer = next_text(&mut again, WAIT).await.unwrap();
+    assert!(answer.starts_with("40{\"sid\""), "{answer}");
+    drop(stalled);
+}
+
+/// A client that stops reading a response (here a download) blocks the server's write to it;
+/// after the write timeout (`--ping-timeout-ms`) with no progress, the connection is closed and
+/// its descriptor given back, instead of being held for as long as the client likes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_a_response_is_cut_off() {
+    use threadline_bench::target::Target;
+    use tokio::io::AsyncWriteExt;
+
+    let extra = ["--ping-timeout-ms=1000"].map(String::from);
+    let server = Target::threadline(env!("CARGO_BIN_EXE_threadline"), &extra).unwrap();
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    let form = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(vec![9u8; 8_000_000]).file_name("big.bin"),
+    );
+    let file: serde_json::Value = http
+        .post(format!("{}/api/files", server.url()))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = file["id"].as_str().unwrap().to_owned();
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let status: serde_json::Value = http
+            .get(format!("{}/api/files/{id}/status", server.url()))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if status["status"] == "ready" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "upload not ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let baseline = server.open_files();
+
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut tcp = socket.connect(server.addr).await.unwrap();
+    tcp.write_all(format!("GET /api/files/{id} HTTP/1.1\r\nhost: x\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    // It reads nothing. The download holds a descriptor (the connection, the file) until the
+    // write timeout ends it.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(server.open_files() > baseline, "the download is under way");
+    let asked = std::time::Instant::now();
+    while server.open_files() > baseline {
+        assert!(
+            asked.elapsed() < Duration::from_secs(10),
+            "a stalled download is still held after {:?}",
+            asked.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!(
+        "the stalled download was cut off {:?} after it stalled",
+        asked.elapsed()
+    );
+    drop(tcp);
+}
