@@ -338,8 +338,17 @@ fn member_digest(sorted_ids: &str) -> String {
     format!("#{:x}", Sha256::digest(sorted_ids.as_bytes()))
 }
 
-/// Databases written before keys were digests keep the sorted id list itself: digest those once.
+/// Databases written before keys were digests keep the sorted id list itself: digest those, once
+/// (recorded in `data_migrations`, so later start-ups do no per-row work).
 async fn digest_member_keys(pool: &AnyPool) -> StoreResult<()> {
+    const NAME: &str = "digest_member_keys";
+    let done = sqlx::query("SELECT 1 FROM data_migrations WHERE name = $1")
+        .bind(NAME)
+        .fetch_optional(pool)
+        .await?;
+    if done.is_some() {
+        return Ok(());
+    }
     let stale = sqlx::query("SELECT id, member_key FROM threads WHERE member_key NOT LIKE '#%'")
         .fetch_all(pool)
         .await?;
@@ -351,6 +360,11 @@ async fn digest_member_keys(pool: &AnyPool) -> StoreResult<()> {
             .execute(pool)
             .await?;
     }
+    // Another node may have finished it first.
+    sqlx::query("INSERT INTO data_migrations (name) VALUES ($1) ON CONFLICT DO NOTHING")
+        .bind(NAME)
+        .execute(pool)
+        .await?;
     Ok(())
 }
 

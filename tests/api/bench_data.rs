@@ -50,3 +50,54 @@ async fn bulk_loaded_rows_read_back_as_the_products_own() {
     );
     store.close().await;
 }
+
+/// A database from before member-set keys were digests is rewritten once, at the first
+/// start-up that finds it; later start-ups skip the rewrite (no per-row work).
+#[tokio::test]
+async fn old_member_keys_are_digested_once() {
+    use sqlx::Connection;
+
+    let data = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/old.db", data.path().display());
+    let id = |raw: &str| UserId::parse(raw).unwrap();
+    let members = MemberSet::new([id("ann"), id("bob")]).unwrap();
+    let store = store::open(Some(&url)).await.unwrap();
+    let (thread, _) = store
+        .create_or_resolve_thread(Thread::new(None, &members))
+        .await
+        .unwrap();
+    store.close().await;
+
+    // As an older version left it: the sorted ids as the key, and no record of the rewrite.
+    sqlx::any::install_default_drivers();
+    let mut db = sqlx::AnyConnection::connect(&url).await.unwrap();
+    sqlx::query("UPDATE threads SET member_key = 'ann,bob'")
+        .execute(&mut db)
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM data_migrations")
+        .execute(&mut db)
+        .await
+        .unwrap();
+
+    let store = store::open(Some(&url)).await.unwrap();
+    let (found, created) = store
+        .create_or_resolve_thread(Thread::new(None, &members))
+        .await
+        .unwrap();
+    assert!(!created);
+    assert_eq!(found.id, thread.id);
+    store.close().await;
+
+    // Recorded as done: a key written the old way now stays as it is.
+    sqlx::query("UPDATE threads SET member_key = 'ann,bob'")
+        .execute(&mut db)
+        .await
+        .unwrap();
+    store::open(Some(&url)).await.unwrap().close().await;
+    let key: String = sqlx::query_scalar("SELECT member_key FROM threads")
+        .fetch_one(&mut db)
+        .await
+        .unwrap();
+    assert_eq!(key, "ann,bob", "the rewrite did not run again");
+}
