@@ -118,6 +118,11 @@ async fn join_leave_toggles_are_coalesced() {
     assert_eq!(last_told, now["online"].to_string(), "{heard:?}");
     // One flush per 100 ms window at most, plus the last.
     let windows = (elapsed.as_millis() / 100) as usize + 2;
+    eprintln!(
+        "{} toggles in {elapsed:?}: {} presence events",
+        2 * TOGGLES + 1,
+        heard.len()
+    );
     assert!(
         heard.len() <= windows,
         "{} presence events for {} toggles in {elapsed:?}",
