@@ -43,7 +43,7 @@ pub const COALESCE: Duration = Duration::from_millis(100);
 pub struct Presence {
     /// Threads inside a window; `true` when something changed during it.
     pending: DashMap<ThreadId, bool>,
-    /// What this node last found online in each thread with someone online.
+    /// What this node last found online in each thread where it has sockets.
     told: DashMap<ThreadId, Vec<UserId>>,
 }
 
@@ -107,7 +107,10 @@ impl Presence {
         if unchanged {
             return;
         }
-        if online.is_empty() {
+        // Remembered only while this node has sockets in the room: the map stays as small as
+        // the rooms this node serves, however long it runs.
+        let local = !socket.within(room.clone()).local().sockets().is_empty();
+        if online.is_empty() || !local {
             self.told.remove(thread);
         } else {
             self.told.insert(thread.clone(), online.clone());
