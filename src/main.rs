@@ -35,7 +35,19 @@ fn main() -> ExitCode {
 async fn run(config: Config) -> std::io::Result<()> {
     // Before anything opens a descriptor, and before the address is printed.
     server::raise_open_files_limit();
-    let listener = server::bind(SocketAddr::new(config.host, config.port), config.backlog)?;
+    let wanted = SocketAddr::new(config.host, config.port);
+    let listener = server::bind(wanted, config.backlog).map_err(|e| match e.kind() {
+        std::io::ErrorKind::AddrInUse => std::io::Error::new(
+            e.kind(),
+            format!(
+                "port {} is already in use on {}: stop what holds it, or pick another with \
+                 --port (or PORT)",
+                wanted.port(),
+                wanted.ip()
+            ),
+        ),
+        _ => std::io::Error::new(e.kind(), format!("cannot listen on {wanted}: {e}")),
+    })?;
     let addr = listener.local_addr()?;
     let store = store::open(config.database_url.as_deref())
         .await

@@ -5,6 +5,16 @@
 // server in jwt mode, `token` is sent in the handshake and on every request, and `user` should
 // be its subject.
 (async () => {
+  if (typeof io === "undefined") {
+    // The page loaded, but not the Socket.IO client bundle the server serves from
+    // client-examples/node_modules.
+    const status = document.getElementById("status");
+    status.textContent =
+      "The Socket.IO client bundle is missing: run `(cd client-examples && npm install)` " +
+      "in the threadline checkout, then reload this page.";
+    document.body.dataset.state = "error";
+    return;
+  }
   const params = new URLSearchParams(location.search);
   const server = params.get("server") || location.origin;
   const user = params.get("user") || "guest-" + Math.random().toString(36).slice(2, 8);

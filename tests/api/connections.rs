@@ -198,3 +198,27 @@ fn the_open_files_limit_is_raised_to_the_hard_limit() {
         "soft limit {soft} left below the hard limit {hard}"
     );
 }
+
+#[test]
+fn a_port_in_use_is_named_with_what_to_do() {
+    let server = Target::threadline(env!("CARGO_BIN_EXE_threadline"), &[]).unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let second = std::process::Command::new(env!("CARGO_BIN_EXE_threadline"))
+        .args([
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &server.addr.port().to_string(),
+        ])
+        .arg("--data-dir")
+        .arg(data.path())
+        .output()
+        .unwrap();
+    assert!(!second.status.success());
+    let said = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        said.contains(&format!("port {} is already in use", server.addr.port()))
+            && said.contains("--port"),
+        "{said}"
+    );
+}
