@@ -372,11 +372,16 @@ fn key_pair(dir: &std::path::Path, kind: &str) -> (Vec<u8>, std::path::PathBuf) 
     let private = dir.join(format!("{kind}.key"));
     let public = dir.join(format!("{kind}.pub"));
     let run = |args: &[&str]| {
-        let status = std::process::Command::new("openssl")
+        // Quietly: key generation prints progress dots otherwise, noise in the test log.
+        let out = std::process::Command::new("openssl")
             .args(args)
-            .status()
+            .output()
             .expect("openssl");
-        assert!(status.success(), "openssl {args:?}");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     };
     let private_s = private.to_str().unwrap();
     match kind {
