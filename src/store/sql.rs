@@ -954,8 +954,12 @@ mod tests {
             .await
             .unwrap();
         assert!(created);
-        // As written before keys were digests.
+        // As written before keys were digests (and before the rewrite was recorded).
         sqlx::query("UPDATE threads SET member_key = 'ann,bob'")
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        sqlx::query("DELETE FROM data_migrations")
             .execute(&store.pool)
             .await
             .unwrap();
@@ -968,5 +972,19 @@ mod tests {
             .unwrap();
         assert!(!created, "resolved, not created again");
         assert_eq!(found.id, thread.id);
+
+        // Recorded as done: later start-ups do no per-row work (a key written the old way now
+        // stays as it is).
+        sqlx::query("UPDATE threads SET member_key = 'ann,bob'")
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        store.pool.close().await;
+        let store = SqlStore::connect(&url).await.unwrap();
+        let key: String = sqlx::query_scalar("SELECT member_key FROM threads")
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+        assert_eq!(key, "ann,bob", "the rewrite ran once");
     }
 }
