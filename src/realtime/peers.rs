@@ -9,12 +9,19 @@
 //! Other events (typing, presence, receipts) need no ordering and go through socketioxide's
 //! Redis adapter, which also lists rooms across nodes.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
 
 use async_trait::async_trait;
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
+use tokio::sync::mpsc;
 
 use crate::{
     domain::{MessageId, ThreadId},
@@ -26,8 +33,20 @@ const CHANNEL: &str = "threadline:thread-events";
 /// This node's end of the channel.
 pub struct Peers {
     node: String,
-    /// Remade on the next publish after a failure.
-    publisher: redis::aio::ConnectionManager,
+    /// Events waiting to be published, in order (see [`send_in_order`]).
+    outbox: mpsc::Sender<Vec<u8>>,
+    /// Set when the outbox was full and an event was dropped.
+    overflowed: Arc<AtomicBool>,
+}
+
+/// Events a node holds for the others while Redis does not take them.
+const OUTBOX: usize = 1_000;
+
+/// Tells the other nodes to catch up every thread from the store: this node dropped events.
+#[derive(Serialize, Deserialize)]
+struct Resync {
+    node: String,
+    resync: bool,
 }
 
 #[derive(Serialize)]
@@ -55,9 +74,19 @@ struct Incoming<'a> {
 impl Peers {
     /// The publishing side, connected when first used (Redis may be down at start-up).
     pub fn new(client: &redis::Client) -> redis::RedisResult<Self> {
+        let node = uuid::Uuid::now_v7().to_string();
+        let (outbox, pending) = mpsc::channel(OUTBOX);
+        let overflowed = Arc::new(AtomicBool::new(false));
+        tokio::spawn(send_in_order(
+            super::redis::manager(client, None)?,
+            pending,
+            node.clone(),
+            Arc::clone(&overflowed),
+        ));
         Ok(Self {
-            node: uuid::Uuid::now_v7().to_string(),
-            publisher: super::redis::manager(client, None)?,
+            node,
+            outbox,
+            overflowed,
         })
     }
 
@@ -112,15 +141,53 @@ impl fanout::Peers for Peers {
         let Ok(bytes) = serde_json::to_vec(&outgoing) else {
             return;
         };
-        let mut conn = self.publisher.clone();
+        if self.outbox.try_send(bytes).is_err() {
+            self.overflowed.store(true, Ordering::Release);
+        }
+    }
+}
+
+/// Publishes the outbox in order. A publish that fails (Redis down, or its connection just
+/// broken, which a restart of Redis does to the first command after it) is retried until it
+/// goes through, so no event is lost while Redis is reachable at all. While it is not, the
+/// outbox fills; past it events are dropped, and once publishing works again the other nodes
+/// are told to catch up every thread from the store.
+async fn send_in_order(
+    mut conn: redis::aio::ConnectionManager,
+    mut pending: mpsc::Receiver<Vec<u8>>,
+    node: String,
+    overflowed: Arc<AtomicBool>,
+) {
+    while let Some(bytes) = pending.recv().await {
+        publish_until_sent(&mut conn, &bytes).await;
+        if overflowed.swap(false, Ordering::AcqRel) {
+            let resync = Resync {
+                node: node.clone(),
+                resync: true,
+            };
+            if let Ok(bytes) = serde_json::to_vec(&resync) {
+                tracing::info!("events were dropped while Redis was away: other nodes catch up");
+                publish_until_sent(&mut conn, &bytes).await;
+            }
+        }
+    }
+}
+
+async fn publish_until_sent(conn: &mut redis::aio::ConnectionManager, bytes: &[u8]) {
+    let mut pause = Duration::from_millis(50);
+    loop {
         let sent: redis::RedisResult<()> = redis::cmd("PUBLISH")
             .arg(CHANNEL)
             .arg(bytes)
-            .query_async(&mut conn)
+            .query_async(conn)
             .await;
-        if let Err(e) = sent {
-            // The other nodes catch up from the store when their link returns.
-            tracing::debug!(error = %e, "publishing a thread event to the other nodes failed");
+        match sent {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::debug!(error = %e, "publishing a thread event failed; retrying");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(1));
+            }
         }
     }
 }
@@ -135,7 +202,11 @@ async fn deliver(node: &str, bytes: &[u8], fanout: &Fanout) {
     let incoming: Incoming<'_> = match serde_json::from_slice(bytes) {
         Ok(incoming) => incoming,
         Err(e) => {
-            tracing::warn!(error = %e, "an unreadable thread event from a peer");
+            match serde_json::from_slice::<Resync>(bytes) {
+                Ok(resync) if resync.node != node => fanout.catch_up_all().await,
+                Ok(_) => {}
+                Err(_) => tracing::warn!(error = %e, "an unreadable thread event from a peer"),
+            }
             return;
         }
     };
