@@ -170,16 +170,8 @@ async fn a_typing_flood_is_refused_and_memory_stays_bounded() {
     const EVENTS: usize = 10_000;
     let server = Target::threadline(env!("CARGO_BIN_EXE_threadline"), &[]).unwrap();
     let http = reqwest::Client::new();
-    let thread: serde_json::Value = http
-        .post(format!("{}/api/threads", server.url()))
-        .json(&json!({"memberIds": ["flood", "watcher"]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let thread = thread["id"].as_str().unwrap().to_owned();
+    let thread =
+        crate::helpers::create_thread_at(&http, &server.url(), &["flood", "watcher"]).await;
     let wait = std::time::Duration::from_secs(10);
     let mut sockets = Vec::new();
     for _ in 0..SOCKETS {

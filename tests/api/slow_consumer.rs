@@ -127,16 +127,7 @@ async fn a_client_stuck_mid_write_is_closed_within_the_heartbeat() {
         .pool_max_idle_per_host(0)
         .build()
         .unwrap();
-    let thread: serde_json::Value = http
-        .post(format!("{}/api/threads", server.url()))
-        .json(&json!({"memberIds": ["slow", "fast"]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let thread = thread["id"].as_str().unwrap().to_owned();
+    let thread = crate::helpers::create_thread_at(&http, &server.url(), &["slow", "fast"]).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let baseline = server.open_files();
 
@@ -177,14 +168,11 @@ async fn a_client_stuck_mid_write_is_closed_within_the_heartbeat() {
     }
     let stopped = std::time::Instant::now();
     loop {
-        let presence: serde_json::Value = http
-            .get(format!("{}/api/threads/{thread}/presence", server.url()))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let presence = crate::helpers::get_json(
+            &http,
+            format!("{}/api/threads/{thread}/presence", server.url()),
+        )
+        .await;
         if presence == json!({"online": []}) && server.open_files() <= baseline {
             break;
         }
@@ -241,14 +229,9 @@ async fn a_client_that_stops_reading_a_response_is_cut_off() {
     let id = file["id"].as_str().unwrap().to_owned();
     let deadline = std::time::Instant::now() + WAIT;
     loop {
-        let status: serde_json::Value = http
-            .get(format!("{}/api/files/{id}/status", server.url()))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let status =
+            crate::helpers::get_json(&http, format!("{}/api/files/{id}/status", server.url()))
+                .await;
         if status["status"] == "ready" {
             break;
         }

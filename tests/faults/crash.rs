@@ -26,16 +26,8 @@ async fn every_acknowledged_message_survives_kill_9() {
     };
     let server = start(&database_url);
     let http = reqwest::Client::new();
-    let thread: Value = http
-        .post(format!("{}/api/threads", server.url()))
-        .json(&json!({"memberIds": ["crash-a", "crash-b"]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let thread = thread["id"].as_str().unwrap().to_owned();
+    let thread =
+        crate::helpers::create_thread_at(&http, &server.url(), &["crash-a", "crash-b"]).await;
 
     // Four writers post as fast as they can; each remembers what was acknowledged (201) and
     // the one post in flight when the server died.

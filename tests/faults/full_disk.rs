@@ -115,16 +115,7 @@ async fn a_full_disk_refuses_writes_loses_nothing_and_heals() {
     };
     let server = start(&disk.mount);
     let http = reqwest::Client::new();
-    let thread: Value = http
-        .post(format!("{}/api/threads", server.url()))
-        .json(&json!({"memberIds": ["ann", "bob"]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let thread = thread["id"].as_str().unwrap().to_owned();
+    let thread = crate::helpers::create_thread_at(&http, &server.url(), &["ann", "bob"]).await;
     let filler = fill(&disk.mount, 600 * 1024);
 
     // Post until the disk is full, then some more.

@@ -87,16 +87,7 @@ async fn a_database_outage_fails_fast_and_heals() {
     )
     .unwrap();
     let http = reqwest::Client::new();
-    let thread: Value = http
-        .post(format!("{}/api/threads", server.url()))
-        .json(&json!({"memberIds": ["ann", "bob"]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let thread = thread["id"].as_str().unwrap().to_owned();
+    let thread = crate::helpers::create_thread_at(&http, &server.url(), &["ann", "bob"]).await;
     let post = || {
         http.post(format!("{}/api/threads/{thread}/messages", server.url()))
             .json(&json!({"body": "hello"}))

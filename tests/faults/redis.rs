@@ -162,17 +162,11 @@ async fn receive(ws: &mut eio::Ws, ids: &[String], within: Duration) -> (Vec<Str
 }
 
 async fn history(http: &reqwest::Client, node: &Target, thread: &str) -> Vec<String> {
-    let page: Value = http
-        .get(format!(
-            "{}/api/threads/{thread}/messages?limit=200",
-            node.url()
-        ))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let page = crate::helpers::get_json(
+        http,
+        format!("{}/api/threads/{thread}/messages?limit=200", node.url()),
+    )
+    .await;
     page["messages"]
         .as_array()
         .unwrap()
@@ -195,16 +189,7 @@ async fn nodes_heal_after_redis_restarts_under_them() {
     for n in [&a, &b] {
         until_ready(&http, n, 200, Duration::from_secs(10)).await;
     }
-    let thread: Value = http
-        .post(format!("{}/api/threads", a.url()))
-        .json(&json!({"memberIds": ["ann", "bob"]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let thread = thread["id"].as_str().unwrap().to_owned();
+    let thread = crate::helpers::create_thread_at(&http, &a.url(), &["ann", "bob"]).await;
     let mut ann = member(&a, "ann", &thread).await;
     let mut bob = member(&b, "bob", &thread).await;
     let first = post(&http, &b, &thread, "before").await;
@@ -261,14 +246,8 @@ async fn nodes_heal_after_redis_restarts_under_them() {
     )
     .await;
     assert_eq!(got, [after]);
-    let presence: Value = http
-        .get(format!("{}/api/threads/{thread}/presence", a.url()))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let presence =
+        crate::helpers::get_json(&http, format!("{}/api/threads/{thread}/presence", a.url())).await;
     assert_eq!(presence, json!({"online": ["ann", "bob"]}));
     bob.send(Message::text(format!(
         r#"42["typing",{{"threadId":"{thread}","typing":true}}]"#
@@ -299,16 +278,7 @@ async fn a_node_starts_without_redis_and_joins_when_it_appears() {
     assert_eq!(body, json!({"status": "not_ready", "failing": ["redis"]}));
 
     // It serves its own clients.
-    let thread: Value = http
-        .post(format!("{}/api/threads", alone.url()))
-        .json(&json!({"memberIds": ["cat", "dan"]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let thread = thread["id"].as_str().unwrap().to_owned();
+    let thread = crate::helpers::create_thread_at(&http, &alone.url(), &["cat", "dan"]).await;
     let mut cat = member(&alone, "cat", &thread).await;
     let local = post(&http, &alone, &thread, "local").await;
     let (got, _) = receive(

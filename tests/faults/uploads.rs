@@ -110,14 +110,9 @@ async fn uploads_acknowledged_before_kill_9_end_ready_or_failed() {
     loop {
         statuses.clear();
         for (id, _) in &acknowledged {
-            let status: Value = http
-                .get(format!("{}/api/files/{id}/status", server.url()))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let status =
+                crate::helpers::get_json(&http, format!("{}/api/files/{id}/status", server.url()))
+                    .await;
             statuses.push(status["status"].as_str().unwrap_or("?").to_owned());
         }
         first_look.get_or_insert(statuses.iter().filter(|s| *s == "processing").count());

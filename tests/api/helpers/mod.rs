@@ -255,6 +255,32 @@ pub async fn connect_and_join(ws: &mut Ws, thread: &str) {
     assert!(ack.starts_with(r#"430[{"ok":true,"seq":"#), "{ack}");
 }
 
+/// Creates a thread of `members` on the server at `base` (`http://host:port`, a server of its
+/// own process); its id.
+pub async fn create_thread_at(http: &reqwest::Client, base: &str, members: &[&str]) -> String {
+    let thread: Value = http
+        .post(format!("{base}/api/threads"))
+        .json(&json!({ "memberIds": members }))
+        .send()
+        .await
+        .expect("create a thread")
+        .json()
+        .await
+        .expect("a thread");
+    thread["id"].as_str().expect("a thread id").to_owned()
+}
+
+/// `GET url` on a server of its own process, its JSON body.
+pub async fn get_json(http: &reqwest::Client, url: String) -> Value {
+    http.get(url)
+        .send()
+        .await
+        .expect("GET")
+        .json()
+        .await
+        .expect("a JSON body")
+}
+
 /// The HS256 secret of the suites' `jwt` mode servers.
 pub const SECRET: &str = "test-secret-that-is-long-enough";
 
