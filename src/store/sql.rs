@@ -46,21 +46,17 @@ impl Tx {
             .expect("a transaction's connection is only taken when it ends")
     }
 
-    async fn commit(mut self) -> StoreResult<()> {
-        match sqlx::query("COMMIT").execute(self.conn()).await {
-            Ok(_) => {
-                self.conn = None;
-                Ok(())
-            }
-            Err(e) => {
-                self.discard().await;
-                Err(e.into())
-            }
-        }
+    async fn commit(self) -> StoreResult<()> {
+        self.end("COMMIT").await
     }
 
-    async fn rollback(mut self) -> StoreResult<()> {
-        match sqlx::query("ROLLBACK").execute(self.conn()).await {
+    async fn rollback(self) -> StoreResult<()> {
+        self.end("ROLLBACK").await
+    }
+
+    /// Ends the transaction with `sql`; if that fails, the connection is discarded.
+    async fn end(mut self, sql: &str) -> StoreResult<()> {
+        match sqlx::query(sql).execute(self.conn()).await {
             Ok(_) => {
                 self.conn = None;
                 Ok(())

@@ -94,9 +94,9 @@ fn partial_uploads(data: &std::path::Path) -> usize {
         .unwrap_or(0)
 }
 
-#[tokio::test]
-async fn a_stalled_upload_is_refused_and_leaves_no_partial_file() {
-    let app = spawn_app_with(|c| c.http_body_timeout_ms = 500).await;
+/// A connection in the middle of a 1 MB upload: 64 KiB sent, then nothing; its partial file
+/// exists.
+async fn upload_under_way(app: &crate::helpers::TestApp) -> TcpStream {
     let mut tcp = TcpStream::connect(app.addr).await.unwrap();
     tcp.write_all(upload_head(app.addr, 1_000_000).as_bytes())
         .await
@@ -108,6 +108,13 @@ async fn a_stalled_upload_is_refused_and_leaves_no_partial_file() {
         1,
         "the upload is under way"
     );
+    tcp
+}
+
+#[tokio::test]
+async fn a_stalled_upload_is_refused_and_leaves_no_partial_file() {
+    let app = spawn_app_with(|c| c.http_body_timeout_ms = 500).await;
+    let mut tcp = upload_under_way(&app).await;
 
     let answer = read_until_closed(&mut tcp, Duration::from_secs(5))
         .await
@@ -120,17 +127,7 @@ async fn a_stalled_upload_is_refused_and_leaves_no_partial_file() {
 #[tokio::test]
 async fn an_upload_whose_client_vanishes_leaves_no_partial_file() {
     let app = spawn_app_with(|_| {}).await;
-    let mut tcp = TcpStream::connect(app.addr).await.unwrap();
-    tcp.write_all(upload_head(app.addr, 1_000_000).as_bytes())
-        .await
-        .unwrap();
-    tcp.write_all(&[7u8; 64 * 1024]).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(
-        partial_uploads(app.data_dir()),
-        1,
-        "the upload is under way"
-    );
+    let tcp = upload_under_way(&app).await;
     drop(tcp);
     let deadline = Instant::now() + Duration::from_secs(5);
     while partial_uploads(app.data_dir()) > 0 {

@@ -103,23 +103,7 @@ async fn every_acknowledged_message_survives_kill_9() {
     let original: Value = retry.json().await.unwrap();
     assert_eq!(original["message"]["id"], id.as_str());
 
-    let mut history = Vec::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let url = match &cursor {
-            None => format!("{}/api/threads/{thread}/messages?limit=200", server.url()),
-            Some(c) => format!(
-                "{}/api/threads/{thread}/messages?limit=200&cursor={c}",
-                server.url()
-            ),
-        };
-        let page: Value = http.get(url).send().await.unwrap().json().await.unwrap();
-        history.extend(page["messages"].as_array().unwrap().iter().cloned());
-        match page["nextCursor"].as_str() {
-            Some(c) => cursor = Some(c.to_owned()),
-            None => break,
-        }
-    }
+    let history = crate::all_messages(&http, &server.url(), &thread).await;
     let stored: Vec<&str> = history.iter().map(|m| m["id"].as_str().unwrap()).collect();
     for (_, _, id) in &acknowledged {
         assert_eq!(
