@@ -79,32 +79,9 @@ async fn post(http: &reqwest::Client, server: &Target, thread: &str, n: usize) -
     (status, reply.json().await.unwrap_or(Value::Null))
 }
 
+/// Every stored message id; reads keep working throughout (each page answers 200).
 async fn history(http: &reqwest::Client, server: &Target, thread: &str) -> Vec<String> {
-    let mut ids = Vec::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let url = match &cursor {
-            None => format!("{}/api/threads/{thread}/messages?limit=200", server.url()),
-            Some(c) => format!(
-                "{}/api/threads/{thread}/messages?limit=200&cursor={c}",
-                server.url()
-            ),
-        };
-        let reply = http.get(url).send().await.unwrap();
-        assert_eq!(reply.status(), 200, "reads keep working");
-        let page: Value = reply.json().await.unwrap();
-        ids.extend(
-            page["messages"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|m| m["id"].as_str().unwrap().to_owned()),
-        );
-        match page["nextCursor"].as_str() {
-            Some(c) => cursor = Some(c.to_owned()),
-            None => return ids,
-        }
-    }
+    crate::all_message_ids(http, &server.url(), thread).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -141,10 +118,11 @@ async fn a_full_disk_refuses_writes_loses_nothing_and_heals() {
     for id in &acknowledged {
         assert!(stored.contains(id), "acknowledged {id} is not visible");
     }
-    // An upload on the full disk is refused too, and leaves nothing.
+    // An upload on the full disk is refused too, and leaves nothing. Small enough to be sent
+    // whole before the refusal: a server answering early closes a connection still sending.
     let form = reqwest::multipart::Form::new().part(
         "file",
-        reqwest::multipart::Part::bytes(vec![7u8; 2_000_000]).file_name("big.bin"),
+        reqwest::multipart::Part::bytes(vec![7u8; 100_000]).file_name("big.bin"),
     );
     let upload = http
         .post(format!("{}/api/files", server.url()))

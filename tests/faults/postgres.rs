@@ -1,7 +1,7 @@
 //! A PostgreSQL outage, made by cutting the server's connections to the database with a TCP
 //! proxy this test controls: requests fail fast with 503 `store_unavailable` (socket acks say
 //! the same), `/readyz` names the store, and everything resumes by itself once the database is
-//! reachable again. Runs in the PostgreSQL pass.
+//! reachable again. Needs a PostgreSQL (`tests/run.sh` provides one in every pass).
 
 use std::{
     net::SocketAddr,
@@ -63,11 +63,8 @@ impl Proxy {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_outage_fails_fast_and_heals() {
-    let Some(postgres) = std::env::var("THREADLINE_TEST_DATABASE")
-        .ok()
-        .filter(|url| url.starts_with("postgres"))
-    else {
-        eprintln!("skipped: runs in the PostgreSQL pass");
+    let Some(postgres) = crate::redis::postgres() else {
+        eprintln!("skipped: needs THREADLINE_TEST_POSTGRES (tests/run.sh sets it)");
         return;
     };
     let database = fresh_postgres_database(&postgres).await;

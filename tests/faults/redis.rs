@@ -3,8 +3,8 @@
 //! reconnected get every message posted meanwhile, once and in order; presence and typing cross
 //! nodes again; `/readyz` says when Redis is missing.
 //!
-//! Needs PostgreSQL (the nodes share it): runs in the PostgreSQL pass
-//! (`THREADLINE_TEST_DATABASE=postgres://…`), and `redis-server` on the PATH.
+//! Needs PostgreSQL (the nodes share it; `tests/run.sh` provides one in every pass) and
+//! `redis-server` on the PATH; plain `cargo test` without them says so and skips.
 
 use std::{
     process::{Child, Command, Stdio},
@@ -58,10 +58,12 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// The PostgreSQL server of this pass, if it is the PostgreSQL pass.
-fn postgres() -> Option<String> {
-    std::env::var("THREADLINE_TEST_DATABASE")
+/// The PostgreSQL server the nodes share: the one `tests/run.sh` starts
+/// (`THREADLINE_TEST_POSTGRES`, set in every pass), else the pass's own if it is PostgreSQL.
+pub(crate) fn postgres() -> Option<String> {
+    std::env::var("THREADLINE_TEST_POSTGRES")
         .ok()
+        .or_else(|| std::env::var("THREADLINE_TEST_DATABASE").ok())
         .filter(|url| url.starts_with("postgres"))
 }
 
@@ -162,23 +164,13 @@ async fn receive(ws: &mut eio::Ws, ids: &[String], within: Duration) -> (Vec<Str
 }
 
 async fn history(http: &reqwest::Client, node: &Target, thread: &str) -> Vec<String> {
-    let page = crate::helpers::get_json(
-        http,
-        format!("{}/api/threads/{thread}/messages?limit=200", node.url()),
-    )
-    .await;
-    page["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["id"].as_str().unwrap().to_owned())
-        .collect()
+    crate::all_message_ids(http, &node.url(), thread).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nodes_heal_after_redis_restarts_under_them() {
     let Some(postgres) = postgres() else {
-        eprintln!("skipped: runs in the PostgreSQL pass");
+        eprintln!("skipped: needs THREADLINE_TEST_POSTGRES (tests/run.sh sets it)");
         return;
     };
     let database = fresh_postgres_database(&postgres).await;
@@ -267,7 +259,7 @@ async fn nodes_heal_after_redis_restarts_under_them() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_starts_without_redis_and_joins_when_it_appears() {
     let Some(postgres) = postgres() else {
-        eprintln!("skipped: runs in the PostgreSQL pass");
+        eprintln!("skipped: needs THREADLINE_TEST_POSTGRES (tests/run.sh sets it)");
         return;
     };
     let database = fresh_postgres_database(&postgres).await;
