@@ -86,27 +86,57 @@ fn reader_for(actor: &Actor, account: &UserId) -> UserId {
     }
 }
 
-/// A conversation as `reader` sees it (their unread count).
+/// Conversations as `reader` sees them (their unread counts), in the order given: a fixed
+/// number of store queries for the whole page, not a few per conversation.
+async fn conversation_views(
+    state: &AppState,
+    threads: &[Thread],
+    reader: &UserId,
+) -> Result<Vec<ConversationView>> {
+    let ids: Vec<ThreadId> = threads.iter().map(|t| t.id.clone()).collect();
+    let mut summaries = state.store.summaries(&ids, reader).await?;
+    let mut people: Vec<UserId> = threads
+        .iter()
+        .flat_map(|t| t.member_ids.iter().cloned())
+        .chain(
+            summaries
+                .values()
+                .filter_map(|s| s.last_message.as_ref().map(|m| m.author_id.clone())),
+        )
+        .collect();
+    people.sort_unstable();
+    people.dedup();
+    let names = state.store.account_names(&people).await?;
+    Ok(threads
+        .iter()
+        .map(|thread| {
+            let summary = summaries.remove(&thread.id).unwrap_or_default();
+            ConversationView {
+                id: thread.id.to_string(),
+                participants: thread
+                    .member_ids
+                    .iter()
+                    .map(|id| AccountView::of(id, &names))
+                    .collect(),
+                last_message: summary
+                    .last_message
+                    .as_ref()
+                    .map(|m| ChatMessageView::new(m, &names)),
+                unread_count: summary.unread_count,
+            }
+        })
+        .collect())
+}
+
 async fn conversation_view(
     state: &AppState,
     thread: &Thread,
     reader: &UserId,
 ) -> Result<ConversationView> {
-    let last = state.store.last_message(&thread.id).await?;
-    let unread_count = state.store.unread_count(&thread.id, reader).await?;
-    let mut ids = thread.member_ids.clone();
-    ids.extend(last.as_ref().map(|m| m.author_id.clone()));
-    let names = state.store.account_names(&ids).await?;
-    Ok(ConversationView {
-        id: thread.id.to_string(),
-        participants: thread
-            .member_ids
-            .iter()
-            .map(|id| AccountView::of(id, &names))
-            .collect(),
-        last_message: last.as_ref().map(|m| ChatMessageView::new(m, &names)),
-        unread_count,
-    })
+    let mut views = conversation_views(state, std::slice::from_ref(thread), reader).await?;
+    views
+        .pop()
+        .ok_or_else(|| ApiError::Internal("no view for a conversation".into()))
 }
 
 /// `GET /api/account/:account_id/conversations?pageSize=&cursor=` → `Paginated<Conversation>`,
@@ -129,18 +159,14 @@ async fn list(
         .threads_of(&account.id, request.anchor.clone(), request.limit)
         .await?;
     let reader = reader_for(&actor, &account.id);
-    let mut views = HashMap::new();
-    for thread in &window.items {
-        views.insert(
-            thread.id.clone(),
-            conversation_view(&state, thread, &reader).await?,
-        );
-    }
+    let views = conversation_views(&state, &window.items, &reader).await?;
+    let mut views: HashMap<String, ConversationView> =
+        views.into_iter().map(|v| (v.id.clone(), v)).collect();
     Ok(Json(Paginated::new(
         window,
         &request,
         |t| t.id.as_str(),
-        |t| views.remove(&t.id).expect("a view for every row"),
+        |t| views.remove(t.id.as_str()).expect("a view for every row"),
     )))
 }
 

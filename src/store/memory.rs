@@ -35,6 +35,10 @@ pub struct MemoryStore {
     files: DashMap<FileId, FileRecord>,
     /// File → the threads whose messages reference it.
     file_threads: DashMap<FileId, Vec<ThreadId>>,
+    /// Thread → activity of its latest append, not yet moved into `member_index`. An append
+    /// records one entry however many members its thread has; the next conversation listing
+    /// moves them all (a burst of posts to a thread becomes one re-index of its members).
+    pending_activity: DashMap<ThreadId, u64>,
     /// Global activity clock: every thread creation and message append ticks it.
     clock: AtomicU64,
     account_seq: AtomicU64,
@@ -51,7 +55,6 @@ struct ThreadLog {
     changes: Vec<(Timestamp, usize)>,
     /// Member → position of the last message they have read.
     reads: HashMap<UserId, usize>,
-    activity: u64,
 }
 
 #[derive(Default)]
@@ -61,10 +64,16 @@ struct MemberThreads {
 }
 
 impl MemberThreads {
+    /// Moves `thread` to `activity`, never back (pending moves may be applied concurrently).
     fn touch(&mut self, thread: &ThreadId, activity: u64) {
-        if let Some(old) = self.activity_of.insert(thread.clone(), activity) {
-            self.by_activity.remove(&(old, thread.clone()));
+        match self.activity_of.get(thread) {
+            Some(&old) if old >= activity => return,
+            Some(&old) => {
+                self.by_activity.remove(&(old, thread.clone()));
+            }
+            None => {}
         }
+        self.activity_of.insert(thread.clone(), activity);
         self.by_activity.insert((activity, thread.clone()));
     }
 }
@@ -84,6 +93,23 @@ impl MemoryStore {
 
     fn tick(&self) -> u64 {
         self.clock.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// Moves the pending activity of every thread into its members' indexes.
+    fn apply_pending_activity(&self) {
+        let pending: Vec<(ThreadId, u64)> = self
+            .pending_activity
+            .iter()
+            .map(|e| (e.key().clone(), *e.value()))
+            .collect();
+        for (thread, activity) in pending {
+            if let Ok(log) = self.log(&thread) {
+                let members = read(&log).thread.clone();
+                self.index_thread(&members, activity);
+            }
+            self.pending_activity
+                .remove_if(&thread, |_, newest| *newest == activity);
+        }
     }
 
     fn index_thread(&self, thread: &Thread, activity: u64) {
@@ -143,7 +169,6 @@ impl Store for MemoryStore {
                     client_ids: HashMap::new(),
                     changes: Vec::new(),
                     reads: HashMap::new(),
-                    activity,
                 };
                 self.threads
                     .insert(thread.id.clone(), Arc::new(RwLock::new(log)));
@@ -187,11 +212,11 @@ impl Store for MemoryStore {
         }
         log.messages.push(Arc::new(message.clone()));
         log.thread.updated_at = message.created_at;
-        // Tick and re-index while the log is still locked, so two appends to one thread can
-        // never leave the index pointing at the older activity.
+        // Tick and record while the log is still locked, so the pending entry of a thread
+        // only ever moves forward.
         let activity = self.tick();
-        log.activity = activity;
-        self.index_thread(&log.thread, activity);
+        self.pending_activity
+            .insert(message.thread_id.clone(), activity);
         Ok((message, true))
     }
 
@@ -329,6 +354,7 @@ impl Store for MemoryStore {
         anchor: Anchor<ThreadId>,
         limit: usize,
     ) -> StoreResult<Window<Thread>> {
+        self.apply_pending_activity();
         // Collect the ids under the index guard, then drop it before touching any log.
         let (ids, more_before, more_after) = {
             let Some(index) = self.member_index.get(member) else {

@@ -44,7 +44,7 @@ pub struct Window<T> {
     pub more_after: bool,
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     #[error("thread not found")]
     ThreadNotFound,
@@ -71,6 +71,14 @@ pub enum StoreError {
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
+
+/// What a conversation list shows of a thread besides the thread itself.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Summary {
+    pub last_message: Option<Message>,
+    /// Messages after the reader's read position that others wrote and nobody deleted.
+    pub unread_count: u64,
+}
 
 /// The backend a `--database-url` names: none → memory, `sqlite:` → SQLite, `postgres:` →
 /// PostgreSQL. Chosen once, at start-up.
@@ -142,6 +150,24 @@ pub trait Store: Send + Sync + 'static {
 
     /// Messages after `user`'s read position that others wrote and nobody deleted.
     async fn unread_count(&self, thread: &ThreadId, user: &UserId) -> StoreResult<u64>;
+
+    /// The summary of each of `threads` (that exists) as `reader` sees it. SQL backends answer
+    /// in a fixed number of queries however many threads are asked for.
+    async fn summaries(
+        &self,
+        threads: &[ThreadId],
+        reader: &UserId,
+    ) -> StoreResult<HashMap<ThreadId, Summary>> {
+        let mut out = HashMap::with_capacity(threads.len());
+        for thread in threads {
+            let summary = Summary {
+                last_message: self.last_message(thread).await?,
+                unread_count: self.unread_count(thread, reader).await?,
+            };
+            out.insert(thread.clone(), summary);
+        }
+        Ok(out)
+    }
 
     /// A window of the threads `member` belongs to, ordered by latest activity.
     async fn threads_of(
@@ -256,5 +282,126 @@ mod tests {
             let newest = store.last_message(&thread.id).await.unwrap().unwrap();
             assert_eq!(newest.seq, 3);
         }
+    }
+
+    /// Appends that arrive together (one batch on SQL backends) keep every promise of lone
+    /// appends: gapless numbers per thread, one message per idempotency key however many
+    /// retries race, and a missing thread fails only the messages addressed to it.
+    #[tokio::test]
+    async fn concurrent_appends_are_numbered_deduplicated_and_isolated() {
+        let dir = tempfile::tempdir().unwrap();
+        let sqlite = format!("sqlite://{}/batch.db", dir.path().display());
+        for store in [
+            open(None).await.unwrap(),
+            open(Some(&sqlite)).await.unwrap(),
+        ] {
+            let mut threads = Vec::new();
+            for other in ["bob", "cat"] {
+                let members =
+                    MemberSet::new([UserId::parse("ann").unwrap(), UserId::parse(other).unwrap()]);
+                let (thread, _) = store
+                    .create_or_resolve_thread(Thread::new(None, &members.unwrap()))
+                    .await
+                    .unwrap();
+                threads.push(thread.id);
+            }
+            let missing = ThreadId::generate();
+            let mut calls = Vec::new();
+            for i in 0..60 {
+                let thread = match i % 3 {
+                    0 => threads[0].clone(),
+                    1 => threads[1].clone(),
+                    _ => missing.clone(),
+                };
+                // Every fifth message is sent three times under one key.
+                let key = (i % 5 == 0).then(|| format!("key-{i}"));
+                for _ in 0..if key.is_some() { 3 } else { 1 } {
+                    let store = std::sync::Arc::clone(&store);
+                    let m = message(&thread, &format!("m{i}"), key.as_deref());
+                    calls.push(tokio::spawn(async move { store.append_message(m).await }));
+                }
+            }
+            let mut created = HashMap::<ThreadId, Vec<u64>>::new();
+            let mut by_key = HashMap::<String, Vec<(MessageId, bool)>>::new();
+            for call in calls {
+                match call.await.unwrap() {
+                    Ok((m, fresh)) => {
+                        if fresh {
+                            created.entry(m.thread_id.clone()).or_default().push(m.seq);
+                        }
+                        if let Some(k) = &m.client_id {
+                            by_key
+                                .entry(k.as_str().to_owned())
+                                .or_default()
+                                .push((m.id, fresh));
+                        }
+                    }
+                    Err(StoreError::ThreadNotFound) => {}
+                    Err(e) => panic!("unexpected {e}"),
+                }
+            }
+            for thread in &threads {
+                let mut seqs = created.remove(thread).unwrap();
+                seqs.sort_unstable();
+                assert_eq!(seqs, (1..=20).collect::<Vec<u64>>(), "gapless, each once");
+                let stored = store.messages(thread, Anchor::Oldest, 100).await.unwrap();
+                assert_eq!(stored.items.len(), 20);
+            }
+            assert!(created.is_empty(), "nothing stored in a missing thread");
+            for (key, answers) in by_key {
+                assert_eq!(
+                    answers.iter().filter(|a| a.1).count(),
+                    1,
+                    "{key} stored once"
+                );
+                assert!(
+                    answers.iter().all(|a| a.0 == answers[0].0),
+                    "{key}: one message"
+                );
+            }
+        }
+    }
+
+    /// A post moves its thread to the newest end of every member's conversation list at once,
+    /// although members' rows are not written per post.
+    #[tokio::test]
+    async fn a_post_moves_its_thread_to_the_top_of_each_members_list() {
+        let dir = tempfile::tempdir().unwrap();
+        let sqlite = format!("sqlite://{}/order.db", dir.path().display());
+        for store in [
+            open(None).await.unwrap(),
+            open(Some(&sqlite)).await.unwrap(),
+        ] {
+            let ann = UserId::parse("ann").unwrap();
+            let mut ids = Vec::new();
+            for other in ["bob", "cat", "dan"] {
+                let members = MemberSet::new([ann.clone(), UserId::parse(other).unwrap()]);
+                let (thread, _) = store
+                    .create_or_resolve_thread(Thread::new(None, &members.unwrap()))
+                    .await
+                    .unwrap();
+                ids.push(thread.id);
+            }
+            for (round, first) in [0usize, 2, 1].into_iter().enumerate() {
+                tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+                store
+                    .append_message(message(&ids[first], &format!("r{round}"), None))
+                    .await
+                    .unwrap();
+                for member in [ann.clone(), ids_member(&store, &ids[first]).await] {
+                    let list = store.threads_of(&member, Anchor::Newest, 10).await.unwrap();
+                    assert_eq!(list.items.last().unwrap().id, ids[first], "round {round}");
+                }
+            }
+        }
+    }
+
+    async fn ids_member(store: &std::sync::Arc<dyn Store>, thread: &ThreadId) -> UserId {
+        let thread = store.thread(thread).await.unwrap();
+        thread
+            .member_ids
+            .into_iter()
+            .find(|m| m.as_str() != "ann")
+            .unwrap()
     }
 }

@@ -2,9 +2,14 @@
 //! nodes), one implementation over sqlx's `Any` driver. The schema (`migrations/`) and every
 //! statement are portable between the two.
 //!
-//! A message append is one transaction: bump the thread's `last_seq` (its row lock orders
-//! concurrent appends, on every node), insert the message at that position, move the members'
-//! activity. It has committed before `append_message` returns, so before any 201 or broadcast.
+//! Appends go through a group committer ([`commit`]): the posts queued together are one
+//! transaction that bumps each thread's `last_seq` (its row lock orders concurrent appends, on
+//! every node) and inserts the messages at those positions. A message has committed before
+//! `append_message` returns, so before any 201 or broadcast. Members' conversation-list order
+//! follows without a write per member per post ([`activity`]).
+
+mod activity;
+mod commit;
 
 use std::collections::HashMap;
 
@@ -16,7 +21,7 @@ use sqlx::{
     pool::PoolConnection,
 };
 
-use super::{Anchor, Store, StoreError, StoreResult, Window};
+use super::{Anchor, Store, StoreError, StoreResult, Summary, Window};
 use crate::domain::{
     Account, AccountName, ClientMessageId, FileId, FileRecord, FileStatus, MemberSet, Message,
     MessageId, Thread, ThreadId, Timestamp, UserId,
@@ -27,6 +32,19 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 pub struct SqlStore {
     pool: AnyPool,
     sqlite: bool,
+    committer: commit::Committer,
+}
+
+/// Starts a write transaction. SQLite takes its write lock at once (`BEGIN IMMEDIATE`), so
+/// concurrent writers queue on the busy timeout instead of failing to upgrade a read lock.
+async fn begin(pool: &AnyPool, sqlite: bool) -> StoreResult<Tx> {
+    let mut conn = pool.acquire().await?;
+    let begin = if sqlite { "BEGIN IMMEDIATE" } else { "BEGIN" };
+    if let Err(e) = sqlx::query(begin).execute(&mut *conn).await {
+        drop(conn.detach());
+        return Err(e.into());
+    }
+    Ok(Tx { conn: Some(conn) })
 }
 
 /// A write transaction that never outlives a failure. sqlx's own transaction can leave a
@@ -87,6 +105,13 @@ impl Drop for Tx {
     }
 }
 
+/// A conflict with a concurrent transaction that the engine resolved by aborting this one
+/// (PostgreSQL: deadlock detected, serialization failure): the same transaction again succeeds.
+fn retryable(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db)
+        if matches!(db.code().as_deref(), Some("40P01" | "40001")))
+}
+
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         match e {
@@ -137,22 +162,6 @@ const NEW_MESSAGE_COLUMNS: &str = "id, thread_id, author_id, body, file_ids, cre
 const THREAD_COLUMNS: &str = "id, title, member_ids, created_at, updated_at";
 
 impl SqlStore {
-    /// Starts a write transaction. SQLite takes its write lock at once (`BEGIN IMMEDIATE`), so
-    /// concurrent writers queue on the busy timeout instead of failing to upgrade a read lock.
-    async fn begin(&self) -> StoreResult<Tx> {
-        let mut conn = self.pool.acquire().await?;
-        let begin = if self.sqlite {
-            "BEGIN IMMEDIATE"
-        } else {
-            "BEGIN"
-        };
-        if let Err(e) = sqlx::query(begin).execute(&mut *conn).await {
-            drop(conn.detach());
-            return Err(e.into());
-        }
-        Ok(Tx { conn: Some(conn) })
-    }
-
     /// Connects (`sqlite://path` or `postgres://…`) and runs the migrations.
     pub async fn connect(url: &str) -> StoreResult<Self> {
         sqlx::any::install_default_drivers();
@@ -183,7 +192,13 @@ impl SqlStore {
             .await
             .map_err(|e| StoreError::Backend(format!("migrations: {e}")))?;
         digest_member_keys(&pool).await?;
-        Ok(Self { pool, sqlite })
+        let activity = activity::Activity::start(pool.clone(), sqlite);
+        let committer = commit::Committer::start(pool.clone(), sqlite, activity);
+        Ok(Self {
+            pool,
+            sqlite,
+            committer,
+        })
     }
 
     fn message(row: &AnyRow) -> StoreResult<Message> {
@@ -249,22 +264,6 @@ impl SqlStore {
                 .map_err(|_| corrupt("uploader"))?,
             created_at: Timestamp::from_millis(row.try_get(7)?),
         })
-    }
-
-    async fn message_by_client_id(&self, m: &Message) -> StoreResult<Option<Message>> {
-        let Some(key) = &m.client_id else {
-            return Ok(None);
-        };
-        let row = sqlx::query(&format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages \
-             WHERE thread_id = $1 AND author_id = $2 AND client_id = $3"
-        ))
-        .bind(m.thread_id.as_str())
-        .bind(m.author_id.as_str())
-        .bind(key.as_str())
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(Self::message).transpose()
     }
 
     async fn seq_of(&self, thread: &ThreadId, id: &MessageId) -> StoreResult<i64> {
@@ -364,6 +363,14 @@ async fn digest_member_keys(pool: &AnyPool) -> StoreResult<()> {
     Ok(())
 }
 
+type AnyQuery<'q> = sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>;
+
+fn bind_threads<'q>(query: AnyQuery<'q>, threads: &'q [ThreadId]) -> AnyQuery<'q> {
+    threads
+        .iter()
+        .fold(query, |query, thread| query.bind(thread.as_str()))
+}
+
 fn page_limit(limit: usize) -> i64 {
     i64::try_from(limit).unwrap_or(i64::MAX - 1) + 1
 }
@@ -381,7 +388,7 @@ impl Store for SqlStore {
         let key: Vec<&str> = members.key().iter().map(UserId::as_str).collect();
         let key = member_digest(&key.join(","));
         let listed: Vec<&str> = thread.member_ids.iter().map(UserId::as_str).collect();
-        let mut tx = self.begin().await?;
+        let mut tx = begin(&self.pool, self.sqlite).await?;
         let inserted = sqlx::query(
             "INSERT INTO threads (id, title, member_ids, member_key, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (member_key) DO NOTHING RETURNING id",
@@ -430,59 +437,7 @@ impl Store for SqlStore {
     }
 
     async fn append_message(&self, message: Message) -> StoreResult<(Message, bool)> {
-        if let Some(earlier) = self.message_by_client_id(&message).await? {
-            return Ok((earlier, false));
-        }
-        let file_ids: Vec<&str> = message.file_ids.iter().map(FileId::as_str).collect();
-        let at = message.created_at.as_millis();
-        let mut tx = self.begin().await?;
-        let seq: i64 = sqlx::query(
-            "UPDATE threads SET last_seq = last_seq + 1, updated_at = $2 WHERE id = $1 RETURNING last_seq",
-        )
-        .bind(message.thread_id.as_str())
-        .bind(at)
-        .fetch_optional(tx.conn())
-        .await?
-        .ok_or(StoreError::ThreadNotFound)?
-        .try_get(0)?;
-        let inserted = sqlx::query(&format!(
-            "INSERT INTO messages ({NEW_MESSAGE_COLUMNS}, seq) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
-        ))
-        .bind(message.id.as_str())
-        .bind(message.thread_id.as_str())
-        .bind(message.author_id.as_str())
-        .bind(message.body.clone())
-        .bind(serde_json::to_string(&file_ids).unwrap_or_default())
-        .bind(at)
-        .bind(message.client_id.as_ref().map(|k| k.as_str().to_owned()))
-        .bind(seq)
-        .execute(tx.conn())
-        .await;
-        if let Err(e) = inserted {
-            tx.rollback().await?;
-            // Lost a race with a retry of the same idempotent post: return the winner.
-            if let Some(earlier) = self.message_by_client_id(&message).await? {
-                return Ok((earlier, false));
-            }
-            return Err(e.into());
-        }
-        for file in &message.file_ids {
-            sqlx::query(
-                "INSERT INTO message_files (file_id, thread_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-            )
-            .bind(file.as_str())
-            .bind(message.thread_id.as_str())
-            .execute(tx.conn())
-            .await?;
-        }
-        sqlx::query("UPDATE thread_members SET activity = $2 WHERE thread_id = $1")
-            .bind(message.thread_id.as_str())
-            .bind(at)
-            .execute(tx.conn())
-            .await?;
-        tx.commit().await?;
-        let seq = u64::try_from(seq).map_err(|_| corrupt("seq"))?;
-        Ok((Message { seq, ..message }, true))
+        self.committer.append(message).await
     }
 
     async fn messages(
@@ -659,16 +614,81 @@ impl Store for SqlStore {
         Ok(u64::try_from(count).unwrap_or(0))
     }
 
+    async fn summaries(
+        &self,
+        threads: &[ThreadId],
+        reader: &UserId,
+    ) -> StoreResult<HashMap<ThreadId, Summary>> {
+        if threads.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let placeholders = |from: usize| {
+            let list: Vec<String> = (from..from + threads.len())
+                .map(|i| format!("${i}"))
+                .collect();
+            list.join(", ")
+        };
+        // A thread's `last_seq` names its newest message: one index probe per thread.
+        let newest = format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE (thread_id, seq) IN \
+             (SELECT id, last_seq FROM threads WHERE id IN ({}))",
+            placeholders(1)
+        );
+        let mut out: HashMap<ThreadId, Summary> = HashMap::new();
+        for row in bind_threads(sqlx::query(&newest), threads)
+            .fetch_all(&self.pool)
+            .await?
+        {
+            let message = Self::message(&row)?;
+            out.insert(
+                message.thread_id.clone(),
+                Summary {
+                    last_message: Some(message),
+                    unread_count: 0,
+                },
+            );
+        }
+        let unread = format!(
+            "SELECT m.thread_id, COUNT(*) FROM messages m LEFT JOIN read_positions r \
+             ON r.thread_id = m.thread_id AND r.user_id = $1 \
+             WHERE m.thread_id IN ({}) AND m.author_id <> $1 AND m.deleted_at IS NULL \
+             AND m.seq > COALESCE(r.seq, 0) GROUP BY m.thread_id",
+            placeholders(2)
+        );
+        for row in bind_threads(sqlx::query(&unread).bind(reader.as_str()), threads)
+            .fetch_all(&self.pool)
+            .await?
+        {
+            let thread =
+                ThreadId::parse(&row.try_get::<String, _>(0)?).map_err(|_| corrupt("thread id"))?;
+            let count = u64::try_from(row.try_get::<i64, _>(1)?).unwrap_or(0);
+            if let Some(summary) = out.get_mut(&thread) {
+                summary.unread_count = count;
+            }
+        }
+        // Threads without messages.
+        for thread in threads {
+            out.entry(thread.clone()).or_insert(Summary {
+                last_message: None,
+                unread_count: 0,
+            });
+        }
+        Ok(out)
+    }
+
     async fn threads_of(
         &self,
         member: &UserId,
         anchor: Anchor<ThreadId>,
         limit: usize,
     ) -> StoreResult<Window<Thread>> {
+        activity::apply_for(&self.pool, member.as_str()).await;
         let select = |filter: &str, order: &str| {
             format!(
-                "SELECT thread_id FROM thread_members WHERE user_id = $1 {filter} \
-                 ORDER BY activity {order}, thread_id {order} LIMIT $2"
+                "SELECT t.id, t.title, t.member_ids, t.created_at, t.updated_at \
+                 FROM thread_members m JOIN threads t ON t.id = m.thread_id \
+                 WHERE m.user_id = $1 {filter} \
+                 ORDER BY m.activity {order}, m.thread_id {order} LIMIT $2"
             )
         };
         let pivot = match &anchor {
@@ -690,8 +710,8 @@ impl Store for SqlStore {
             Anchor::Newest => select("", "DESC"),
             // Row values, so both engines range-scan the (user_id, activity, thread_id) index;
             // the equivalent OR form made PostgreSQL filter half a million rows.
-            Anchor::Before(_) => select("AND (activity, thread_id) < ($3, $4)", "DESC"),
-            Anchor::After(_) => select("AND (activity, thread_id) > ($3, $4)", "ASC"),
+            Anchor::Before(_) => select("AND (m.activity, m.thread_id) < ($3, $4)", "DESC"),
+            Anchor::After(_) => select("AND (m.activity, m.thread_id) > ($3, $4)", "ASC"),
         };
         let mut query = sqlx::query(&sql)
             .bind(member.as_str())
@@ -699,25 +719,13 @@ impl Store for SqlStore {
         if let (Some(pivot), Anchor::Before(id) | Anchor::After(id)) = (pivot, &anchor) {
             query = query.bind(pivot).bind(id.as_str());
         }
-        let ids: Vec<String> = query
+        let threads = query
             .fetch_all(&self.pool)
             .await?
             .iter()
-            .map(|r| r.try_get::<String, _>(0))
-            .collect::<Result<_, _>>()?;
-        let ids = window(ids, limit, &anchor);
-        let mut items = Vec::with_capacity(ids.items.len());
-        for id in &ids.items {
-            items.push(
-                self.thread(&ThreadId::parse(id).map_err(|_| corrupt("thread id"))?)
-                    .await?,
-            );
-        }
-        Ok(Window {
-            items,
-            more_before: ids.more_before,
-            more_after: ids.more_after,
-        })
+            .map(Self::thread)
+            .collect::<StoreResult<Vec<_>>>()?;
+        Ok(window(threads, limit, &anchor))
     }
 
     async fn create_account(&self, name: AccountName) -> StoreResult<Account> {
