@@ -149,7 +149,6 @@ impl Chat {
             }
         }
 
-        let mut turn = self.fanout.turn(thread).await;
         let message = Message {
             id: MessageId::generate(),
             thread_id: thread.clone(),
@@ -163,10 +162,14 @@ impl Chat {
             seq: 0,
         };
         // A 201 means stored: on a durable backend the append has committed before this
-        // returns, and so before anyone hears of the message.
+        // returns, and so before anyone hears of the message. The thread's turn is taken only
+        // to deliver, so that concurrent posts to one thread share a commit; the turn puts
+        // deliveries back in store order (an earlier position still on its way is sent
+        // first, from the store, and not again when it arrives).
         let (message, created) = self.store.append_message(message).await?;
         let view = MessageView::new(&message, &files);
         if created {
+            let mut turn = self.fanout.turn(thread).await;
             turn.publish(&message, ThreadEvent::New(&view)).await;
         }
         Ok(Posted {

@@ -1,10 +1,11 @@
 //! The order of a thread's message events, for one node or many: one path, where a single
 //! node is the case with no peers.
 //!
-//! Each thread has a *lane*: a lock held from a change's store write to its delivery (so the
-//! delivery order is the store's order, and a rejoin reads its replay and enters the room with
-//! nothing slipping between the two), and inside it the position (`seq`) of the newest message
-//! this node's sockets were sent. Before a message event, from this node or relayed from a peer,
+//! Each thread has a *lane*: a lock held while an event is delivered (and from an edit's store
+//! write to its delivery, and while a rejoin reads its replay and enters the room, so nothing
+//! slips between the two), and inside it the position (`seq`) of the newest message this
+//! node's sockets were sent. New messages are stored before the lane is taken, so that posts
+//! to one thread can share a commit; the lane restores the store's order. Before a message event, from this node or relayed from a peer,
 //! the lane sends them what the store holds between that position and the event's message; a
 //! `message:new` for a position already sent is dropped. So every node's sockets get a thread's
 //! messages in the store's order, once, however late the other nodes' events arrive.
