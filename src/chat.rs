@@ -94,6 +94,16 @@ impl Chat {
         Ok(thread)
     }
 
+    /// The access gate alone, for callers that need only the thread's id: no read of the
+    /// thread itself (its members are known from memory).
+    pub async fn gate(&self, actor: &Actor, id: &ThreadId) -> Result<ThreadId> {
+        let members = self.store.members(id).await?;
+        if !actor.may_enter_among(&members) {
+            return Err(ApiError::Forbidden("not_a_member"));
+        }
+        Ok(id.clone())
+    }
+
     fn require_member(&self, actor: &Actor, thread: &Thread) -> Result<()> {
         if !actor.may_enter(thread) {
             return Err(ApiError::Forbidden("not_a_member"));
@@ -116,8 +126,8 @@ impl Chat {
         draft: impl FnOnce(&UserId) -> Result<NewMessage>,
     ) -> Result<Posted> {
         self.throttle_post(actor)?;
-        let thread = self.thread(actor, id).await?;
-        self.append(actor, &thread.id, draft(&actor.user)?).await
+        let thread = self.gate(actor, id).await?;
+        self.append(actor, &thread, draft(&actor.user)?).await
     }
 
     /// [`Chat::post`] to a thread the face looks up itself (the accounts API checks the
@@ -188,9 +198,9 @@ impl Chat {
         body: Option<&str>,
     ) -> Result<MessageView> {
         self.throttle_post(actor)?;
-        let thread = self.thread(actor, thread).await?;
-        let mut turn = self.fanout.turn(&thread.id).await;
-        let mut message = self.authored(&thread.id, id, &actor.user).await?;
+        let thread = self.gate(actor, thread).await?;
+        let mut turn = self.fanout.turn(&thread).await;
+        let mut message = self.authored(&thread, id, &actor.user).await?;
         if message.is_deleted() {
             return Err(ApiError::Conflict("message_deleted"));
         }
@@ -205,9 +215,9 @@ impl Chat {
     /// The author deletes a message: it becomes a tombstone and the room gets
     /// `message:deleted`. Deleting a tombstone again changes nothing.
     pub async fn delete(&self, actor: &Actor, thread: &ThreadId, id: &MessageId) -> Result<()> {
-        let thread = self.thread(actor, thread).await?;
-        let mut turn = self.fanout.turn(&thread.id).await;
-        let mut message = self.authored(&thread.id, id, &actor.user).await?;
+        let thread = self.gate(actor, thread).await?;
+        let mut turn = self.fanout.turn(&thread).await;
+        let mut message = self.authored(&thread, id, &actor.user).await?;
         if message.is_deleted() {
             return Ok(());
         }
@@ -216,7 +226,7 @@ impl Chat {
         turn.publish(
             &message,
             ThreadEvent::Deleted {
-                thread: &thread.id,
+                thread: &thread,
                 message: id,
             },
         )
@@ -241,8 +251,8 @@ impl Chat {
     /// node knows where the thread's events start for its sockets. Returns that position: the
     /// socket gets every message after it live.
     pub async fn join(&self, actor: &Actor, id: &ThreadId, enter: impl FnOnce()) -> Result<u64> {
-        let thread = self.thread(actor, id).await?;
-        let mut turn = self.fanout.turn(&thread.id).await;
+        let thread = self.gate(actor, id).await?;
+        let mut turn = self.fanout.turn(&thread).await;
         let seq = turn.track().await?;
         enter();
         Ok(seq)
@@ -325,16 +335,16 @@ impl Chat {
         thread: &ThreadId,
         message: &MessageId,
     ) -> Result<MessageId> {
-        let thread = self.thread(actor, thread).await?;
+        let thread = self.gate(actor, thread).await?;
         let user = &actor.user;
-        let (position, moved) = self.store.mark_read(&thread.id, user, message).await?;
+        let (position, moved) = self.store.mark_read(&thread, user, message).await?;
         if moved {
             let event = ThreadEvent::Receipt {
-                thread: &thread.id,
+                thread: &thread,
                 user,
                 message: &position,
             };
-            self.fanout.broadcast(&thread.id, event).await;
+            self.fanout.broadcast(&thread, event).await;
         }
         Ok(position)
     }
@@ -364,8 +374,8 @@ impl Chat {
 
     /// The identified users with a socket in the thread's room, on any node.
     pub async fn online(&self, actor: &Actor, id: &ThreadId) -> Result<Vec<UserId>> {
-        let thread = self.thread(actor, id).await?;
-        Ok(self.fanout.online(&thread.id).await)
+        let thread = self.gate(actor, id).await?;
+        Ok(self.fanout.online(&thread).await)
     }
 
     /// Shapes stored messages, fetching their files in one call.

@@ -38,6 +38,11 @@ impl Actor {
         !self.verified || thread.has_member(&self.user)
     }
 
+    /// [`Actor::may_enter`] a thread whose members, sorted, are `members`.
+    pub fn may_enter_among(&self, members: &[UserId]) -> bool {
+        !self.verified || members.binary_search(&self.user).is_ok()
+    }
+
     /// Whether the caller is someone (not the anonymous `"me"`).
     pub fn is_identified(&self) -> bool {
         self.user != UserId::anonymous()

@@ -55,7 +55,7 @@ async fn list(
     Path(id): Path<String>,
     Query(params): Query<ListParams>,
 ) -> Result<Json<MessagePage>> {
-    let thread = state.chat.thread(&actor, &thread_id(&id)?).await?.id;
+    let thread = state.chat.gate(&actor, &thread_id(&id)?).await?;
     let limit = parse_limit(params.limit.as_deref())?;
     let anchor = match params.cursor.as_deref() {
         None | Some("") => Anchor::Oldest,

@@ -279,7 +279,7 @@ impl<A: Adapter> Socket<A> {
         let req = payload.ok_or_else(|| invalid("invalid_payload"))?;
         let thread = ThreadId::parse(&req.thread_id).map_err(|_| invalid("invalid_thread_id"))?;
         let user = self.user()?;
-        self.state.chat.thread(&self.actor, &thread).await?;
+        self.state.chat.gate(&self.actor, &thread).await?;
         let socket = &self.socket;
         if !req.typing {
             if self.typing.stop(&thread, &user) {

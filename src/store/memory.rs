@@ -46,6 +46,8 @@ pub struct MemoryStore {
 
 struct ThreadLog {
     thread: Thread,
+    /// `thread.member_ids`, sorted, shared with every access check.
+    members: Arc<[UserId]>,
     messages: Vec<Arc<Message>>,
     /// Message id → position in `messages`: a cursor lookup is O(1), not a scan.
     positions: HashMap<MessageId, usize>,
@@ -122,6 +124,12 @@ impl MemoryStore {
     }
 }
 
+fn sorted_members(thread: &Thread) -> Arc<[UserId]> {
+    let mut members = thread.member_ids.clone();
+    members.sort_unstable();
+    members.into()
+}
+
 /// Picks the window `[start, end)` of a list of `len` items around an anchor position.
 fn window_bounds(len: usize, anchor: Anchor<usize>, limit: usize) -> (usize, usize) {
     match anchor {
@@ -163,6 +171,7 @@ impl Store for MemoryStore {
                 }
                 let activity = self.tick();
                 let log = ThreadLog {
+                    members: sorted_members(&thread),
                     thread: thread.clone(),
                     messages: Vec::new(),
                     positions: HashMap::new(),
@@ -185,6 +194,12 @@ impl Store for MemoryStore {
         Ok(thread)
     }
 
+    async fn members(&self, id: &ThreadId) -> StoreResult<Arc<[UserId]>> {
+        let log = self.log(id)?;
+        let members = Arc::clone(&read(&log).members);
+        Ok(members)
+    }
+
     async fn append_message(&self, mut message: Message) -> StoreResult<(Message, bool)> {
         let log = self.log(&message.thread_id)?;
         let mut log = write(&log);
@@ -200,6 +215,11 @@ impl Store for MemoryStore {
         }
         let position = log.messages.len();
         message.seq = position as u64 + 1;
+        // Times never decrease along a thread's history, whatever order racing posts took
+        // their clocks in.
+        if let Some(last) = log.messages.last() {
+            message.created_at = message.created_at.max(last.created_at);
+        }
         log.positions.insert(message.id.clone(), position);
         if let Some(key) = client_key {
             log.client_ids.insert(key, position);

@@ -105,6 +105,10 @@ pub trait Store: Send + Sync + 'static {
 
     async fn thread(&self, id: &ThreadId) -> StoreResult<Thread>;
 
+    /// A thread's members, sorted: what the access check on every post and read needs. A
+    /// thread's members never change, so backends answer this from memory once known.
+    async fn members(&self, id: &ThreadId) -> StoreResult<std::sync::Arc<[UserId]>>;
+
     /// Appends a message to its thread. Appends to one thread are stored in call order.
     ///
     /// When the message carries a `client_id` that its author already used in this thread,

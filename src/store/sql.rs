@@ -11,7 +11,9 @@
 mod activity;
 mod commit;
 
-use std::collections::HashMap;
+use std::{collections::HashMap, sync::Arc};
+
+use dashmap::DashMap;
 
 use async_trait::async_trait;
 use sha2::{Digest, Sha256};
@@ -33,7 +35,13 @@ pub struct SqlStore {
     pool: AnyPool,
     sqlite: bool,
     committer: commit::Committer,
+    /// Thread → its sorted members (they never change): the access check of a post costs no
+    /// round trip once the thread is known. Bounded: emptied when full.
+    members: DashMap<ThreadId, Arc<[UserId]>>,
 }
+
+/// Threads whose members are kept in memory (a few hundred bytes each for two members).
+const MEMBER_CACHE: usize = 100_000;
 
 /// Starts a write transaction. SQLite takes its write lock at once (`BEGIN IMMEDIATE`), so
 /// concurrent writers queue on the busy timeout instead of failing to upgrade a read lock.
@@ -198,6 +206,7 @@ impl SqlStore {
             pool,
             sqlite,
             committer,
+            members: DashMap::new(),
         })
     }
 
@@ -434,6 +443,20 @@ impl Store for SqlStore {
         .await?
         .ok_or(StoreError::ThreadNotFound)?;
         Self::thread(&row)
+    }
+
+    async fn members(&self, id: &ThreadId) -> StoreResult<Arc<[UserId]>> {
+        if let Some(members) = self.members.get(id) {
+            return Ok(Arc::clone(&members));
+        }
+        let mut members = self.thread(id).await?.member_ids;
+        members.sort_unstable();
+        let members: Arc<[UserId]> = members.into();
+        if self.members.len() >= MEMBER_CACHE {
+            self.members.clear();
+        }
+        self.members.insert(id.clone(), Arc::clone(&members));
+        Ok(members)
     }
 
     async fn append_message(&self, message: Message) -> StoreResult<(Message, bool)> {

@@ -20,7 +20,7 @@ use super::begin;
 use crate::store::{StoreError, StoreResult};
 
 /// How long marks gather before they are copied: a busy thread is copied at most this often.
-const COALESCE: Duration = Duration::from_millis(200);
+const COALESCE: Duration = Duration::from_secs(1);
 /// Pending rows are swept this often even when this node posted nothing (another node may
 /// have stopped before copying its own).
 const SWEEP: Duration = Duration::from_secs(5);

@@ -15,7 +15,7 @@ use super::{
     retryable,
 };
 use crate::{
-    domain::{ClientMessageId, FileId, Message, ThreadId, UserId},
+    domain::{ClientMessageId, FileId, Message, ThreadId, Timestamp, UserId},
     store::{StoreError, StoreResult},
 };
 
@@ -168,12 +168,13 @@ async fn write(tx: &mut Tx, batch: &[&Message]) -> Result<Option<Vec<Outcome>>, 
     }
     let last_seqs = reserve_positions(tx, batch, &per_thread).await?;
 
-    let mut seqs: HashMap<usize, i64> = HashMap::new();
+    // Each new message's position and time.
+    let mut seqs: HashMap<usize, (i64, i64)> = HashMap::new();
     for (thread, indexes) in &per_thread {
-        if let Some(&last) = last_seqs.get(*thread) {
+        if let Some(&(last, at)) = last_seqs.get(*thread) {
             let first = last - indexes.len() as i64 + 1;
             for (offset, &i) in indexes.iter().enumerate() {
-                seqs.insert(i, first + offset as i64);
+                seqs.insert(i, (first + offset as i64, at));
             }
         }
     }
@@ -185,7 +186,7 @@ async fn write(tx: &mut Tx, batch: &[&Message]) -> Result<Option<Vec<Outcome>>, 
             return Ok(None);
         }
         insert_file_links(tx, batch, &new).await?;
-        mark_activity(tx, batch, &per_thread, &last_seqs).await?;
+        mark_activity(tx, &per_thread, &last_seqs).await?;
     }
 
     let mut outcomes: Vec<Outcome> = Vec::with_capacity(batch.len());
@@ -197,10 +198,12 @@ async fn write(tx: &mut Tx, batch: &[&Message]) -> Result<Option<Vec<Outcome>>, 
                 Err(e) => Err(e.clone()),
             },
             Plan::New => match seqs.get(&i) {
-                Some(&seq) => u64::try_from(seq).map_err(|_| corrupt("seq")).map(|seq| {
+                Some(&(seq, at)) => u64::try_from(seq).map_err(|_| corrupt("seq")).map(|seq| {
+                    let created_at = Timestamp::from_millis(at);
                     (
                         Message {
                             seq,
+                            created_at,
                             ..batch[i].clone()
                         },
                         true,
@@ -249,18 +252,24 @@ async fn stored_by_key<'a>(
 }
 
 /// Moves each thread's `last_seq` past its new messages, in one statement; returns the new
-/// `last_seq` of every thread that exists (its row lock orders appends across nodes).
+/// `last_seq` and `updated_at` of every thread that exists (its row lock orders appends
+/// across nodes).
 async fn reserve_positions(
     tx: &mut Tx,
     batch: &[&Message],
     per_thread: &BTreeMap<&ThreadId, Vec<usize>>,
-) -> Result<HashMap<ThreadId, i64>, sqlx::Error> {
+) -> Result<HashMap<ThreadId, (i64, i64)>, sqlx::Error> {
     if per_thread.is_empty() {
         return Ok(HashMap::new());
     }
+    // `updated_at` never moves back: it is the newest message's time, and the batch's
+    // messages take it (below), so times never decrease along a thread's history.
     let sql = format!(
-        "UPDATE threads SET last_seq = threads.last_seq + v.column2, updated_at = v.column3 \
-         FROM (VALUES {}) AS v WHERE threads.id = v.column1 RETURNING threads.id, threads.last_seq",
+        "UPDATE threads SET last_seq = threads.last_seq + v.column2, \
+         updated_at = CASE WHEN threads.updated_at > v.column3 THEN threads.updated_at \
+         ELSE v.column3 END \
+         FROM (VALUES {}) AS v WHERE threads.id = v.column1 \
+         RETURNING threads.id, threads.last_seq, threads.updated_at",
         tuples(per_thread.len(), 3)
     );
     let mut query = sqlx::query(&sql);
@@ -274,7 +283,7 @@ async fn reserve_positions(
     for row in query.fetch_all(tx.conn()).await? {
         let id: String = row.try_get(0)?;
         let id = ThreadId::parse(&id).map_err(|_| decode_error(corrupt("thread id")))?;
-        last.insert(id, row.try_get::<i64, _>(1)?);
+        last.insert(id, (row.try_get::<i64, _>(1)?, row.try_get::<i64, _>(2)?));
     }
     Ok(last)
 }
@@ -294,7 +303,7 @@ async fn insert_messages(
     tx: &mut Tx,
     batch: &[&Message],
     new: &[usize],
-    seqs: &HashMap<usize, i64>,
+    seqs: &HashMap<usize, (i64, i64)>,
 ) -> Result<usize, sqlx::Error> {
     let sql = format!(
         "INSERT INTO messages ({NEW_MESSAGE_COLUMNS}, seq) VALUES {} ON CONFLICT DO NOTHING",
@@ -310,9 +319,9 @@ async fn insert_messages(
             .bind(m.author_id.as_str())
             .bind(m.body.as_str())
             .bind(serde_json::to_string(&file_ids).unwrap_or_default())
-            .bind(m.created_at.as_millis())
+            .bind(seqs[&i].1)
             .bind(m.client_id.as_ref().map(ClientMessageId::as_str))
-            .bind(seqs[&i]);
+            .bind(seqs[&i].0);
     }
     let done = query.execute(tx.conn()).await?;
     Ok(usize::try_from(done.rows_affected()).unwrap_or(usize::MAX))
@@ -353,14 +362,12 @@ async fn insert_file_links(
 /// transaction: one row per thread, whatever its number of members (see `Activity`).
 async fn mark_activity(
     tx: &mut Tx,
-    batch: &[&Message],
     per_thread: &BTreeMap<&ThreadId, Vec<usize>>,
-    stored: &HashMap<ThreadId, i64>,
+    stored: &HashMap<ThreadId, (i64, i64)>,
 ) -> Result<(), sqlx::Error> {
     let threads: Vec<(&ThreadId, i64)> = per_thread
-        .iter()
-        .filter(|(t, _)| stored.contains_key(**t))
-        .map(|(t, indexes)| (*t, latest(batch, indexes)))
+        .keys()
+        .filter_map(|t| stored.get(*t).map(|&(_, at)| (*t, at)))
         .collect();
     let sql = format!(
         "INSERT INTO activity_pending (thread_id, activity) VALUES {} \
