@@ -7,6 +7,7 @@
 //!
 //! Loopback only; every loop is bounded in count and time.
 
+mod durable;
 mod rest;
 mod scenarios;
 
@@ -34,6 +35,14 @@ enum Scenario {
     /// threadline on SQLite and PostgreSQL: a history page and a conversation list with 10 rows
     /// in the database, then with 1,000,000 (bulk-loaded with SQL).
     Scale,
+    /// threadline on each database: REST posts/s and latency (--posters-durable over
+    /// --durable-threads threads of --members members), posts into one thread of 2 and of
+    /// --big-members members, and the database's own ceiling measured in the same run
+    /// (pgbench; a single-writer SQLite loop), with the ratio.
+    Durable,
+    /// threadline on each backend: the conversation list of a member of 10 and of 1,000
+    /// conversations.
+    Conversations,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -85,6 +94,26 @@ struct Args {
     /// A PostgreSQL server for the backends scenario (a fresh database is created per run).
     #[arg(long, env = "THREADLINE_BENCH_POSTGRES")]
     postgres_url: Option<String>,
+    /// Databases for the durable and conversations scenarios (`sqlite://…`, `postgres://…`;
+    /// a PostgreSQL URL names a server: a fresh database is created on it). Default: SQLite in
+    /// the temporary directory, and --postgres-url when given.
+    #[arg(long)]
+    database_url: Vec<String>,
+    /// Concurrent REST posters in the durable scenario.
+    #[arg(long, default_value_t = 16)]
+    durable_posters: usize,
+    /// Threads the durable scenario's posters spread over.
+    #[arg(long, default_value_t = 50)]
+    durable_threads: usize,
+    /// Members of each of those threads.
+    #[arg(long, default_value_t = 2)]
+    members: usize,
+    /// Members of the large thread of the thread-size comparison.
+    #[arg(long, default_value_t = 1_000)]
+    big_members: usize,
+    /// Length of each durable-posting run, seconds.
+    #[arg(long, default_value_t = 10.0)]
+    durable_seconds: f64,
     /// A Redis server for the cross-node run of the backends scenario.
     #[arg(long, env = "THREADLINE_BENCH_REDIS")]
     redis_url: Option<String>,
@@ -742,6 +771,156 @@ async fn scale(args: &Args) -> Result<String> {
     Ok(out)
 }
 
+/// The databases of the durable and conversations scenarios: (name, URL to start threadline
+/// with), a fresh database for each PostgreSQL server.
+async fn databases(
+    args: &Args,
+    scratch: &std::path::Path,
+    tag: &str,
+) -> Result<Vec<(String, String)>> {
+    let mut urls = args.database_url.clone();
+    if urls.is_empty() {
+        urls.push(format!("sqlite://{}/{tag}.db", scratch.display()));
+        urls.extend(args.postgres_url.clone());
+    }
+    let mut out = Vec::new();
+    for url in urls {
+        if url.starts_with("postgres") {
+            out.push(("PostgreSQL".into(), fresh_database(&url).await?));
+        } else {
+            out.push(("SQLite".into(), url));
+        }
+    }
+    Ok(out)
+}
+
+async fn durable_posting(args: &Args) -> Result<String> {
+    let scratch =
+        std::env::temp_dir().join(format!("threadline-bench-durable-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&scratch);
+    std::fs::create_dir_all(&scratch)?;
+    let seconds = args.durable_seconds;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "| backend | posts/s, {} posters over {} threads of {} | p50 / p99 | the database's own ceiling, same run | ratio | posts/s into 1 thread of 2, 8 posters | into 1 thread of {} | ratio |",
+        args.durable_posters, args.durable_threads, args.members, args.big_members
+    );
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|");
+    let mut backends = vec![("memory".to_owned(), None)];
+    backends.extend(
+        databases(args, &scratch, "durable")
+            .await?
+            .into_iter()
+            .map(|(name, url)| (name, Some(url))),
+    );
+    for (name, url) in backends {
+        let mut extra: Vec<String> = url.iter().map(|u| format!("--database-url={u}")).collect();
+        extra.extend(args.threadline_arg.iter().cloned());
+        let target = Target::threadline(&args.threadline_bin, &extra)?;
+        eprintln!(
+            "[threadline on {name}] {} posters, {seconds} s",
+            args.durable_posters
+        );
+        let threads =
+            durable::create_threads(&target, args.durable_threads, args.members, "spread").await?;
+        let spread = durable::post(&target, &threads, args.durable_posters, seconds).await?;
+        eprintln!(
+            "[threadline on {name}] one thread of 2, then of {}",
+            args.big_members
+        );
+        let small = durable::create_threads(&target, 1, 2, "small").await?;
+        let small = durable::post(&target, &small, 8, seconds).await?;
+        let big = durable::create_threads(&target, 1, args.big_members, "big").await?;
+        let big = durable::post(&target, &big, 8, seconds).await?;
+        drop(target);
+        let (ceiling, ratio) = match &url {
+            None => ("—".to_owned(), "—".to_owned()),
+            Some(url) if url.starts_with("postgres") => {
+                eprintln!(
+                    "[pgbench on the same database] {} clients",
+                    args.durable_posters
+                );
+                let secs = seconds.ceil() as u64;
+                let simple =
+                    durable::pgbench(url, &threads, args.durable_posters, secs, false, &scratch)
+                        .await?;
+                let prepared =
+                    durable::pgbench(url, &threads, args.durable_posters, secs, true, &scratch)
+                        .await?;
+                (
+                    format!("pgbench {simple:.0} tps ({prepared:.0} with -M prepared)"),
+                    format!(
+                        "{:.2}× ({:.2}×)",
+                        spread.per_sec() / simple,
+                        spread.per_sec() / prepared
+                    ),
+                )
+            }
+            Some(url) => {
+                eprintln!("[one SQLite writer on the same file]");
+                let one = durable::sqlite_single_writer(url, &threads, 1, seconds).await?;
+                let batched = durable::sqlite_single_writer(url, &threads, 32, seconds).await?;
+                (
+                    format!("one writer {one:.0} msg/s ({batched:.0} at 32 per transaction)"),
+                    format!(
+                        "{:.2}× ({:.2}×)",
+                        spread.per_sec() / one,
+                        spread.per_sec() / batched
+                    ),
+                )
+            }
+        };
+        let _ = writeln!(
+            out,
+            "| {name} | {:.0} | {:.1} / {:.1} ms | {ceiling} | {ratio} | {:.0} | {:.0} | {:.2} |",
+            spread.per_sec(),
+            ms(&spread.latency, 0.5),
+            ms(&spread.latency, 0.99),
+            small.per_sec(),
+            big.per_sec(),
+            small.per_sec() / big.per_sec(),
+        );
+    }
+    let _ = std::fs::remove_dir_all(&scratch);
+    Ok(out)
+}
+
+async fn conversations(args: &Args) -> Result<String> {
+    let scratch =
+        std::env::temp_dir().join(format!("threadline-bench-lists-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&scratch);
+    std::fs::create_dir_all(&scratch)?;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "| p50 / p99 | member of 10: first page (20) | older page | member of 1,000: first page (20) | older page |"
+    );
+    let _ = writeln!(out, "|---|---|---|---|---|");
+    let mut backends = vec![("memory".to_owned(), None)];
+    backends.extend(
+        databases(args, &scratch, "lists")
+            .await?
+            .into_iter()
+            .map(|(name, url)| (name, Some(url))),
+    );
+    for (name, url) in backends {
+        let mut extra: Vec<String> = url.iter().map(|u| format!("--database-url={u}")).collect();
+        extra.extend(args.threadline_arg.iter().cloned());
+        let target = Target::threadline(&args.threadline_bin, &extra)?;
+        eprintln!("[threadline on {name}] conversation lists of 10 and 1,000");
+        let few = durable::conversation_list(&target, 10, 200).await?;
+        let many = durable::conversation_list(&target, 1_000, 200).await?;
+        let _ = writeln!(
+            out,
+            "| {name} | {:.2} / {:.2} ms | {:.2} / {:.2} ms | {:.2} / {:.2} ms | {:.2} / {:.2} ms |",
+            few[0], few[1], few[2], few[3], many[0], many[1], many[2], many[3]
+        );
+    }
+    let _ = std::fs::remove_dir_all(&scratch);
+    Ok(out)
+}
+
 /// A cursor as a client of the accounts API writes it (base64 of `{"sort", "lastSeen"}`, as
 /// the README documents), URL-escaped.
 fn pagination_cursor(sort: &str, last_seen: &str) -> String {
@@ -758,10 +937,12 @@ fn main() -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let side_by_side = args
-        .scenarios
-        .iter()
-        .any(|s| !matches!(s, Scenario::Backends | Scenario::Scale));
+    let side_by_side = args.scenarios.iter().any(|s| {
+        !matches!(
+            s,
+            Scenario::Backends | Scenario::Scale | Scenario::Durable | Scenario::Conversations
+        )
+    });
     if side_by_side {
         // Runs alternate between the servers, so a slow spell of the machine weighs on both.
         let mut all: Vec<Vec<Results>> = args.servers.iter().map(|_| Vec::new()).collect();
@@ -780,6 +961,12 @@ fn main() -> Result<()> {
     }
     if args.scenarios.contains(&Scenario::Scale) {
         println!("{}", runtime.block_on(scale(&args))?);
+    }
+    if args.scenarios.contains(&Scenario::Durable) {
+        println!("{}", runtime.block_on(durable_posting(&args))?);
+    }
+    if args.scenarios.contains(&Scenario::Conversations) {
+        println!("{}", runtime.block_on(conversations(&args))?);
     }
     Ok(())
 }
