@@ -221,9 +221,9 @@ pub async fn sqlite_single_writer(
     Ok(messages as f64 / started.elapsed().as_secs_f64())
 }
 
-/// A member of `n` conversations (each with a message from the other side, the newest
-/// unread): p50 / p99 of their first page of 20, and of a page in the middle.
-pub async fn conversation_list(target: &Target, n: usize, samples: usize) -> Result<[f64; 4]> {
+/// A member of `n` conversations, each with a message from the other side (unread), made
+/// through the API. Returns the member's id and the conversation in the middle of their list.
+pub async fn conversations(target: &Target, n: usize) -> Result<(String, String)> {
     let mut rest = Rest::connect(target.addr).await?;
     let mut ids = Vec::with_capacity(n + 1);
     for i in 0..=n {
@@ -264,7 +264,17 @@ pub async fn conversation_list(target: &Target, n: usize, samples: usize) -> Res
         }
     }
     let middle = middle.ok_or("no conversations")?;
-    let cursor = crate::pagination_cursor("OLDEST_FIRST", &middle);
+    Ok((me, middle))
+}
+
+/// p50 / p99 of `me`'s first page of 20 conversations, and of the page older than `middle`.
+pub async fn conversation_list(
+    target: &Target,
+    (me, middle): &(String, String),
+    samples: usize,
+) -> Result<[f64; 4]> {
+    let mut rest = Rest::connect(target.addr).await?;
+    let cursor = crate::pagination_cursor("OLDEST_FIRST", middle);
     let mut first = histogram();
     let mut older = histogram();
     for _ in 0..samples {

@@ -705,13 +705,17 @@ impl Store for SqlStore {
         anchor: Anchor<ThreadId>,
         limit: usize,
     ) -> StoreResult<Window<Thread>> {
-        activity::apply_for(&self.pool, member.as_str()).await;
+        activity::apply_for(&self.pool, self.sqlite, member.as_str()).await;
+        // The page is chosen on the member's index alone (a range scan whatever the planner's
+        // statistics say), then joined to its threads.
         let select = |filter: &str, order: &str| {
             format!(
                 "SELECT t.id, t.title, t.member_ids, t.created_at, t.updated_at \
-                 FROM thread_members m JOIN threads t ON t.id = m.thread_id \
+                 FROM (SELECT thread_id, activity FROM thread_members m \
                  WHERE m.user_id = $1 {filter} \
-                 ORDER BY m.activity {order}, m.thread_id {order} LIMIT $2"
+                 ORDER BY m.activity {order}, m.thread_id {order} LIMIT $2) page \
+                 JOIN threads t ON t.id = page.thread_id \
+                 ORDER BY page.activity {order}, page.thread_id {order}"
             )
         };
         let pivot = match &anchor {

@@ -106,18 +106,44 @@ async fn copy_pending(pool: &AnyPool, sqlite: bool) -> StoreResult<usize> {
 /// Applies the pending activity of `member`'s threads to `member`'s own rows, before their
 /// conversations are listed. Best effort: when it cannot write (a full disk), the list is
 /// still served, in the order last copied.
-pub(super) async fn apply_for(pool: &AnyPool, member: &str) {
-    let applied = sqlx::query(
-        "UPDATE thread_members SET activity = (SELECT p.activity FROM activity_pending p \
-         WHERE p.thread_id = thread_members.thread_id) \
-         WHERE user_id = $1 AND thread_id IN (SELECT thread_id FROM activity_pending) \
-         AND activity < (SELECT p.activity FROM activity_pending p \
-         WHERE p.thread_id = thread_members.thread_id)",
-    )
-    .bind(member)
-    .execute(pool)
-    .await;
-    if let Err(e) = applied {
+pub(super) async fn apply_for(pool: &AnyPool, sqlite: bool, member: &str) {
+    if let Err(e) = try_apply_for(pool, sqlite, member).await {
         tracing::debug!(error = %e, "conversation activity not applied before listing");
     }
+}
+
+async fn try_apply_for(pool: &AnyPool, sqlite: bool, member: &str) -> StoreResult<()> {
+    // Driven by the pending rows (few: threads posted to in the last second), each probing the
+    // member's primary key: the cost does not grow with the member's conversations. SQLite
+    // takes a CROSS JOIN's left table as the outer loop.
+    let stale: Vec<(String, i64)> = sqlx::query(
+        "SELECT p.thread_id, p.activity FROM activity_pending p CROSS JOIN thread_members m \
+         WHERE m.user_id = $1 AND m.thread_id = p.thread_id AND m.activity < p.activity",
+    )
+    .bind(member)
+    .fetch_all(pool)
+    .await?
+    .iter()
+    .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+    .collect::<Result<_, sqlx::Error>>()?;
+    if stale.is_empty() {
+        return Ok(());
+    }
+    let mut tx = begin(pool, sqlite).await?;
+    for (thread, activity) in &stale {
+        let moved = sqlx::query(
+            "UPDATE thread_members SET activity = $3 \
+             WHERE user_id = $1 AND thread_id = $2 AND activity < $3",
+        )
+        .bind(member)
+        .bind(thread.as_str())
+        .bind(*activity)
+        .execute(tx.conn())
+        .await;
+        if let Err(e) = moved {
+            let _ = tx.rollback().await;
+            return Err(e.into());
+        }
+    }
+    tx.commit().await
 }
