@@ -771,24 +771,34 @@ async fn scale(args: &Args) -> Result<String> {
     Ok(out)
 }
 
-/// The databases of the durable and conversations scenarios: (name, URL to start threadline
-/// with), a fresh database for each PostgreSQL server.
+/// threadline on `database` (in memory without one), with the extra arguments.
+fn start_on(args: &Args, database: Option<&str>) -> Result<Target> {
+    let mut extra: Vec<String> = database
+        .iter()
+        .map(|u| format!("--database-url={u}"))
+        .collect();
+    extra.extend(args.threadline_arg.iter().cloned());
+    Target::threadline(&args.threadline_bin, &extra)
+}
+
+/// The backends of the durable and conversations scenarios: (name, URL to start threadline
+/// with, none for memory), a fresh database for each PostgreSQL server.
 async fn databases(
     args: &Args,
     scratch: &std::path::Path,
     tag: &str,
-) -> Result<Vec<(String, String)>> {
+) -> Result<Vec<(String, Option<String>)>> {
     let mut urls = args.database_url.clone();
     if urls.is_empty() {
         urls.push(format!("sqlite://{}/{tag}.db", scratch.display()));
         urls.extend(args.postgres_url.clone());
     }
-    let mut out = Vec::new();
+    let mut out = vec![("memory".to_owned(), None)];
     for url in urls {
         if url.starts_with("postgres") {
-            out.push(("PostgreSQL".into(), fresh_database(&url).await?));
+            out.push(("PostgreSQL".into(), Some(fresh_database(&url).await?)));
         } else {
-            out.push(("SQLite".into(), url));
+            out.push(("SQLite".into(), Some(url)));
         }
     }
     Ok(out)
@@ -807,17 +817,8 @@ async fn durable_posting(args: &Args) -> Result<String> {
         args.durable_posters, args.durable_threads, args.members, args.big_members
     );
     let _ = writeln!(out, "|---|---|---|---|---|---|---|---|");
-    let mut backends = vec![("memory".to_owned(), None)];
-    backends.extend(
-        databases(args, &scratch, "durable")
-            .await?
-            .into_iter()
-            .map(|(name, url)| (name, Some(url))),
-    );
-    for (name, url) in backends {
-        let mut extra: Vec<String> = url.iter().map(|u| format!("--database-url={u}")).collect();
-        extra.extend(args.threadline_arg.iter().cloned());
-        let target = Target::threadline(&args.threadline_bin, &extra)?;
+    for (name, url) in databases(args, &scratch, "durable").await? {
+        let target = start_on(args, url.as_deref())?;
         eprintln!(
             "[threadline on {name}] {} posters, {seconds} s",
             args.durable_posters
@@ -897,17 +898,8 @@ async fn conversations(args: &Args) -> Result<String> {
         "| p50 / p99 | member of 10: first page (20) | older page | member of 1,000: first page (20) | older page |"
     );
     let _ = writeln!(out, "|---|---|---|---|---|");
-    let mut backends = vec![("memory".to_owned(), None)];
-    backends.extend(
-        databases(args, &scratch, "lists")
-            .await?
-            .into_iter()
-            .map(|(name, url)| (name, Some(url))),
-    );
-    for (name, url) in backends {
-        let mut extra: Vec<String> = url.iter().map(|u| format!("--database-url={u}")).collect();
-        extra.extend(args.threadline_arg.iter().cloned());
-        let target = Target::threadline(&args.threadline_bin, &extra)?;
+    for (name, url) in databases(args, &scratch, "lists").await? {
+        let target = start_on(args, url.as_deref())?;
         eprintln!("[threadline on {name}] conversation lists of 10 and 1,000");
         let (few, many) = (
             durable::conversations(&target, 10).await?,
