@@ -5,10 +5,13 @@
 //! larger the batches (PostgreSQL's WAL flush and SQLite's own advice for bulk writes work the
 //! same way); an idle server commits a lone post at once, with no added delay.
 
-use std::collections::{BTreeMap, HashMap};
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::Arc,
+};
 
 use sqlx::{Any, AnyPool, Row, query::Query};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Mutex, mpsc, oneshot};
 
 use super::{
     MESSAGE_COLUMNS, NEW_MESSAGE_COLUMNS, SqlStore, Tx, activity::Activity, begin, corrupt,
@@ -41,7 +44,25 @@ pub(super) struct Committer {
 impl Committer {
     pub(super) fn start(pool: AnyPool, sqlite: bool, activity: Activity) -> Self {
         let (queue, appends) = mpsc::channel(QUEUE);
-        tokio::spawn(run(pool, sqlite, appends, activity));
+        let appends = Arc::new(Mutex::new(appends));
+        // Should the writer ever panic, the callers of its batch get an error (their answer
+        // is dropped) and a new writer takes the queue: posting heals without a restart.
+        tokio::spawn(async move {
+            loop {
+                let writer = tokio::spawn(run(
+                    pool.clone(),
+                    sqlite,
+                    Arc::clone(&appends),
+                    activity.clone(),
+                ));
+                match writer.await {
+                    Ok(()) => return,
+                    Err(e) => {
+                        tracing::error!(error = %e, "the message writer failed; restarting it")
+                    }
+                }
+            }
+        });
         Self { queue }
     }
 
@@ -56,9 +77,18 @@ impl Committer {
     }
 }
 
-async fn run(pool: AnyPool, sqlite: bool, mut appends: mpsc::Receiver<Append>, activity: Activity) {
+/// Ends when the queue closes (the store was dropped).
+async fn run(
+    pool: AnyPool,
+    sqlite: bool,
+    appends: Arc<Mutex<mpsc::Receiver<Append>>>,
+    activity: Activity,
+) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
-    while appends.recv_many(&mut batch, MAX_BATCH).await > 0 {
+    loop {
+        if appends.lock().await.recv_many(&mut batch, MAX_BATCH).await == 0 {
+            return;
+        }
         let messages: Vec<&Message> = batch.iter().map(|a| &a.message).collect();
         let outcomes = store_batch(&pool, sqlite, &messages).await;
         if outcomes.iter().any(|o| matches!(o, Ok((_, true)))) {
