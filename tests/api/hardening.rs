@@ -167,7 +167,7 @@ async fn a_typing_flood_is_refused_and_memory_stays_bounded() {
     use crate::helpers::{eio, next_text};
 
     const SOCKETS: usize = 4;
-    const EVENTS: usize = 10_000;
+    const EVENTS: usize = 20_000;
     let server = Target::threadline(env!("CARGO_BIN_EXE_threadline"), &[]).unwrap();
     let http = reqwest::Client::new();
     let thread =
@@ -204,8 +204,9 @@ async fn a_typing_flood_is_refused_and_memory_stays_bounded() {
     let grown = server.rss().saturating_sub(before);
     assert!(
         // Before one timer per (thread, user) and the event rate, 40,000 events grew it by
-        // 39 MiB (a 5 s task each); now by about 3 MiB.
-        grown < 16 << 20,
+        // 39 MiB (a 5 s task each), so these 80,000 by about 78 MiB. Now by a few MiB, and up
+        // to about 24 on a CI pass that shares the machine with PostgreSQL.
+        grown < 40 << 20,
         "{SOCKETS} × {EVENTS} typing events grew the server by {} MiB",
         grown >> 20
     );
