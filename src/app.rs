@@ -66,11 +66,13 @@ impl App {
         let rest = http::router(state.clone());
         let typing = Arc::new(Typing::default());
         typing.expire_periodically();
+        let identities = Arc::new(Identities::default());
+        let presence = Arc::new(Presence::new(Arc::clone(&identities)));
         let builder = socket_io_builder(config)
             .with_state(state.clone())
-            .with_state(Arc::new(Identities::default()))
+            .with_state(identities)
             .with_state(typing)
-            .with_state(Arc::new(Presence::default()))
+            .with_state(presence)
             .with_state(event_rate(config));
         let fanout = state.chat.fanout();
         let (service, realtime): (Service, Arc<dyn Realtime>) = match &config.redis_url {

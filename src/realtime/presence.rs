@@ -10,7 +10,7 @@ use dashmap::{DashMap, Entry};
 use serde::Serialize;
 use socketioxide::{adapter::Adapter, extract::SocketRef};
 
-use super::{events::PRESENCE, rooms};
+use super::{Identities, events::PRESENCE, rooms};
 use crate::domain::{ThreadId, UserId};
 
 #[derive(Serialize)]
@@ -39,8 +39,9 @@ pub const COALESCE: Duration = Duration::from_millis(100);
 /// who is online (one query across nodes) and goes out only if that differs from what this
 /// node last found. Join/leave toggles thus cost at most one event per thread per window,
 /// however fast they come.
-#[derive(Default)]
 pub struct Presence {
+    /// Who each socket speaks for; a socket counts only while it has an entry here.
+    identities: Arc<Identities>,
     /// Threads inside a window; `true` when something changed during it.
     pending: DashMap<ThreadId, bool>,
     /// What this node last found online in each thread where it has sockets.
@@ -48,6 +49,14 @@ pub struct Presence {
 }
 
 impl Presence {
+    pub fn new(identities: Arc<Identities>) -> Self {
+        Self {
+            identities,
+            pending: DashMap::new(),
+            told: DashMap::new(),
+        }
+    }
+
     /// `socket` entered or left `thread`'s room (or went away): presence may have changed.
     pub fn changed<A: Adapter>(self: &Arc<Self>, socket: &SocketRef<A>, thread: &ThreadId) {
         match self.pending.entry(thread.clone()) {
@@ -87,7 +96,10 @@ impl Presence {
     async fn flush<A: Adapter>(&self, socket: &SocketRef<A>, thread: &ThreadId) {
         let room = rooms::thread_room(thread);
         // Every other socket in the thread, on every node; then `socket` itself, asked
-        // locally: a socket going away may still be listed in its rooms for a moment.
+        // locally: a socket going away may still be listed in its rooms for a moment, so it
+        // counts only while it is identified (its entry goes before its presence changes).
+        // Not `socket.connected()`: socketioxide sends the CONNECT acknowledgement before it
+        // sets that flag, so a client's first `thread:join` can arrive while it is still false.
         let mut rooms = match socket.to(room.clone()).rooms().await {
             Ok(rooms) => rooms,
             Err(e) => {
@@ -96,7 +108,7 @@ impl Presence {
             }
         };
         let own = socket.rooms();
-        if socket.connected() && own.iter().any(|r| *r == room) {
+        if self.identities.get(socket.id).is_some() && own.iter().any(|r| *r == room) {
             rooms.extend(own);
         }
         let online = users_in(rooms);

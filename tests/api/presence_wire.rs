@@ -60,6 +60,39 @@ async fn a_client_that_says_goodbye_and_hangs_up_goes_offline() {
     }
 }
 
+/// A client's first `thread:join`, sent the moment its CONNECT is acknowledged, counts it
+/// online: socketioxide acknowledges before it marks the socket connected, so presence must not
+/// wait for that mark. Each newcomer here is told its own arrival, with everyone before it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_join_right_after_connecting_counts_the_joiner() {
+    const USERS: usize = 40;
+    let app = spawn_app().await;
+    let users: Vec<String> = (0..USERS).map(|n| format!("u{n:02}")).collect();
+    let members: Vec<&str> = users.iter().map(String::as_str).collect();
+    let thread = app.create_thread(&members).await;
+    let mut held = Vec::new();
+    for (n, user) in users.iter().enumerate() {
+        let mut ws = ws(&app, eio::Open::default()).await;
+        ws.send(Message::text(format!(r#"40{{"userId":"{user}"}}"#)))
+            .await
+            .unwrap();
+        assert!(next_text(&mut ws, WAIT).await.unwrap().starts_with("40"));
+        ws.send(Message::text(format!(
+            r#"420["thread:join",{{"threadId":"{thread}"}}]"#
+        )))
+        .await
+        .unwrap();
+        assert!(next_text(&mut ws, WAIT).await.unwrap().starts_with("430"));
+        // Windows may merge arrivals; the last event this newcomer hears lists everyone so far.
+        let expected = serde_json::to_string(&users[..=n]).unwrap();
+        let mut heard = presence(&mut ws).await;
+        while heard != expected {
+            heard = presence(&mut ws).await;
+        }
+        held.push(ws);
+    }
+}
+
 /// A socket toggling `thread:join` / `thread:leave` as fast as it may cannot amplify into a
 /// presence event per toggle: changes are gathered per thread, and the room hears the outcome.
 #[tokio::test]
