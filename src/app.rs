@@ -73,14 +73,16 @@ impl App {
             .with_state(identities)
             .with_state(typing)
             .with_state(presence)
-            .with_state(event_rate(config));
+            .with_state(event_rate(config, &state.metrics));
         let fanout = state.chat.fanout();
+        let deliveries = state.metrics.deliveries.clone();
         let (service, realtime): (Service, Arc<dyn Realtime>) = match &config.redis_url {
             None => {
                 let (layer, io) = builder.build_layer();
                 io.ns("/", realtime::connect_handler());
-                let broadcaster = Arc::new(Broadcaster { io });
+                let broadcaster = Arc::new(Broadcaster::new(io, deliveries, None));
                 fanout.attach(broadcaster.clone() as Arc<dyn Sink>, None);
+                state.metrics.sample_with(broadcaster.clone());
                 (assemble(&state, layer, rest), broadcaster)
             }
             Some(url) => {
@@ -97,8 +99,9 @@ impl App {
                     .map_err(|e| io::Error::other(format!("Redis adapter: {e}")))?;
                 let peers = Peers::new(&client).map_err(io::Error::other)?;
                 peers.listen(client, Arc::clone(fanout));
-                let broadcaster = Arc::new(Broadcaster { io });
+                let broadcaster = Arc::new(Broadcaster::new(io, deliveries, state.redis.clone()));
                 fanout.attach(broadcaster.clone(), Some(Arc::new(peers)));
+                state.metrics.sample_with(broadcaster.clone());
                 (assemble(&state, layer, rest), broadcaster)
             }
         };
@@ -130,8 +133,8 @@ fn socket_io_builder(config: &Config) -> SocketIoBuilder {
         .connect_timeout(std::time::Duration::from_millis(config.connect_timeout_ms))
 }
 
-fn event_rate(config: &Config) -> Arc<EventRate> {
-    let rate = Arc::new(EventRate::from_config(config));
+fn event_rate(config: &Config, metrics: &crate::metrics::Metrics) -> Arc<EventRate> {
+    let rate = Arc::new(EventRate::from_config(config, metrics));
     rate.sweep_periodically();
     rate
 }

@@ -17,6 +17,7 @@ use crate::{
     error::{ApiError, Result},
     fanout::{Fanout, ThreadEvent},
     limits::Limits,
+    metrics::Metrics,
     store::{Anchor, Store, StoreError},
     views::{self, MessageView},
 };
@@ -71,14 +72,16 @@ pub struct Chat {
     store: Arc<dyn Store>,
     fanout: Arc<Fanout>,
     limits: Arc<Limits>,
+    metrics: Arc<Metrics>,
 }
 
 impl Chat {
-    pub fn new(store: Arc<dyn Store>, limits: Arc<Limits>) -> Self {
+    pub fn new(store: Arc<dyn Store>, limits: Arc<Limits>, metrics: Arc<Metrics>) -> Self {
         Self {
             fanout: Fanout::new(Arc::clone(&store)),
             store,
             limits,
+            metrics,
         }
     }
 
@@ -179,6 +182,7 @@ impl Chat {
         let (message, created) = self.store.append_message(message).await?;
         let view = MessageView::new(&message, &files);
         if created {
+            self.metrics.messages_posted.inc();
             let mut turn = self.fanout.turn(thread).await;
             turn.publish(&message, ThreadEvent::New(&view)).await;
         }
@@ -324,6 +328,9 @@ impl Chat {
             seq: turn.position(),
         };
         enter(&replay);
+        self.metrics
+            .replayed
+            .observe((replay.changed.len() + replay.new.len()) as f64);
         Ok((thread, replay))
     }
 

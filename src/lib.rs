@@ -21,6 +21,7 @@
 //! - [`uploads`]: finishes or fails uploads a crash left `processing`.
 //! - [`auth`]: verifies JWTs (`jwt` mode).
 //! - [`limits`]: rate limits and connection caps.
+//! - [`metrics`]: what `GET /metrics` reports: counters, histograms, live figures.
 //! - [`readiness`]: the state of the link to Redis, for `/readyz` and the logs.
 //! - [`error`]: `ApiError`, the one transport-neutral error: a code and a message.
 //! - [`domain`]: ids, threads, messages, accounts, files, the acting `Actor`: validated types.
@@ -38,6 +39,7 @@ pub mod error;
 pub mod fanout;
 pub mod http;
 pub mod limits;
+pub mod metrics;
 pub mod pagination;
 pub mod readiness;
 pub mod realtime;

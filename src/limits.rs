@@ -26,9 +26,12 @@ use governor::{
     clock::{Clock, DefaultClock},
 };
 
+use prometheus_client::metrics::counter::Counter;
+
 use crate::{
     config::{Config, Rate, Setting},
     domain::{Actor, UserId},
+    metrics::Metrics,
 };
 
 /// The token bucket of a rate.
@@ -70,38 +73,49 @@ impl RateLimited {
     }
 }
 
-/// A rate per key of any kind (a socket, an address, `()` for the whole node), or none.
-pub struct KeyedRate<K: std::hash::Hash + Eq + Clone>(Option<DefaultKeyedRateLimiter<K>>);
+/// A rate per key of any kind (a socket, an address, `()` for the whole node), or none; its
+/// refusals are counted (`threadline_rate_limited_total`).
+pub struct KeyedRate<K: std::hash::Hash + Eq + Clone> {
+    limiter: Option<DefaultKeyedRateLimiter<K>>,
+    refused: Counter,
+}
 
 impl<K: std::hash::Hash + Eq + Clone> KeyedRate<K> {
     /// `setting`, or `default` when not configured.
-    pub fn new(setting: Option<Setting<Rate>>, default: Rate) -> Self {
-        Self::from_rate(match setting {
+    pub fn new(setting: Option<Setting<Rate>>, default: Rate, refused: Counter) -> Self {
+        let rate = match setting {
             Some(Setting::On(rate)) => Some(rate),
             Some(Setting::Off) => None,
             None => Some(default),
-        })
+        };
+        Self::from_rate(rate, refused)
     }
 
     /// `rate`, or no limit.
-    pub fn from_rate(rate: Option<Rate>) -> Self {
-        Self(rate.map(|rate| RateLimiter::dashmap(quota(rate))))
+    pub fn from_rate(rate: Option<Rate>, refused: Counter) -> Self {
+        Self {
+            limiter: rate.map(|rate| RateLimiter::dashmap(quota(rate))),
+            refused,
+        }
     }
 
     pub fn check(&self, key: &K) -> Result<(), RateLimited> {
-        match &self.0 {
-            Some(limiter) => limiter.check_key(key).map_err(refusal),
+        match &self.limiter {
+            Some(limiter) => limiter.check_key(key).map_err(|not_until| {
+                self.refused.inc();
+                refusal(not_until)
+            }),
             None => Ok(()),
         }
     }
 
     fn is_on(&self) -> bool {
-        self.0.is_some()
+        self.limiter.is_some()
     }
 
     /// Forgets the buckets that are full again (they behave exactly like absent ones).
     pub fn sweep(&self) {
-        if let Some(limiter) = &self.0 {
+        if let Some(limiter) = &self.limiter {
             limiter.retain_recent();
             limiter.shrink_to_fit();
         }
@@ -115,10 +129,16 @@ pub struct RateLimit {
 }
 
 impl RateLimit {
-    fn new(per_user: Option<Rate>, per_ip: Option<Rate>) -> Self {
+    /// `name` labels the refusals: `<name>_per_user`, `<name>_per_ip`.
+    fn new(
+        metrics: &Metrics,
+        name: &'static [&'static str; 2],
+        per_user: Option<Rate>,
+        per_ip: Option<Rate>,
+    ) -> Self {
         Self {
-            per_user: KeyedRate::from_rate(per_user),
-            per_ip: KeyedRate::from_rate(per_ip),
+            per_user: KeyedRate::from_rate(per_user, metrics.refusals(name[0])),
+            per_ip: KeyedRate::from_rate(per_ip, metrics.refusals(name[1])),
         }
     }
 
@@ -190,6 +210,7 @@ struct PendingSessions {
     max: Option<usize>,
     lifetime: Duration,
     opened: Mutex<VecDeque<Instant>>,
+    refused: Counter,
 }
 
 impl PendingSessions {
@@ -206,6 +227,7 @@ impl PendingSessions {
             opened.pop_front();
         }
         if opened.len() >= max {
+            self.refused.inc();
             let oldest = opened.front().copied().unwrap_or(now);
             return Err(RateLimited {
                 retry_after: self.lifetime.saturating_sub(now.duration_since(oldest)),
@@ -255,6 +277,8 @@ pub struct ConnectionCap {
     max_per_user: Option<usize>,
     open: AtomicUsize,
     per_user: DashMap<UserId, usize>,
+    /// Refusals: the node was full, the user held its most.
+    refused: [Counter; 2],
 }
 
 /// A held connection; dropping it gives the place back.
@@ -278,6 +302,7 @@ impl ConnectionCap {
             let taken = self.open.fetch_add(1, Ordering::AcqRel);
             if taken >= max {
                 self.open.fetch_sub(1, Ordering::AcqRel);
+                self.refused[0].inc();
                 return Err(ConnectionRefused::ServerFull);
             }
         }
@@ -287,6 +312,7 @@ impl ConnectionCap {
                 if *held >= max {
                     drop(held);
                     self.release_total();
+                    self.refused[1].inc();
                     return Err(ConnectionRefused::TooManyForUser);
                 }
                 *held += 1;
@@ -343,7 +369,7 @@ pub struct Limits {
 }
 
 impl Limits {
-    pub fn from_config(config: &Config) -> Self {
+    pub fn from_config(config: &Config, metrics: &Metrics) -> Self {
         // Limits are on by default in jwt mode, and only where configured in open mode.
         let jwt = config.jwt_mode();
         let rate = |setting: Option<Setting<Rate>>, default: Rate| match setting {
@@ -358,24 +384,33 @@ impl Limits {
         };
         Self {
             posts: RateLimit::new(
+                metrics,
+                &["posts_per_user", "posts_per_ip"],
                 rate(config.post_rate_per_user, defaults::POSTS_PER_USER),
                 rate(config.post_rate_per_ip, defaults::POSTS_PER_IP),
             ),
             uploads: RateLimit::new(
+                metrics,
+                &["uploads_per_user", "uploads_per_ip"],
                 rate(config.upload_rate_per_user, defaults::UPLOADS_PER_USER),
                 rate(config.upload_rate_per_ip, defaults::UPLOADS_PER_IP),
             ),
             threads: RateLimit::new(
+                metrics,
+                &["threads_per_user", "threads_per_ip"],
                 rate(config.thread_rate_per_user, defaults::THREADS_PER_USER),
                 rate(config.thread_rate_per_ip, defaults::THREADS_PER_IP),
             ),
             connects: RateLimit::new(
+                metrics,
+                &["connects_per_user", "connects_per_ip"],
                 rate(config.connect_rate_per_user, defaults::CONNECTS_PER_USER),
                 rate(config.connect_rate_per_ip, defaults::CONNECTS_PER_IP),
             ),
             sessions: SessionLimit {
                 per_ip: KeyedRate::from_rate(
                     rate(config.connect_rate_per_ip, defaults::CONNECTS_PER_IP).map(Rate::doubled),
+                    metrics.refusals("sessions_per_ip"),
                 ),
                 pending: PendingSessions {
                     max: match config.max_pending_sessions {
@@ -384,6 +419,7 @@ impl Limits {
                     },
                     lifetime: Duration::from_millis(config.connect_timeout_ms),
                     opened: Mutex::new(VecDeque::new()),
+                    refused: metrics.refusals("pending_sessions"),
                 },
             },
             connections: Arc::new(ConnectionCap {
@@ -394,6 +430,10 @@ impl Limits {
                 ),
                 open: AtomicUsize::new(0),
                 per_user: DashMap::new(),
+                refused: [
+                    metrics.refusals("connections"),
+                    metrics.refusals("connections_per_user"),
+                ],
             }),
             client_ip_header: config.client_ip_header.clone(),
         }
@@ -455,7 +495,8 @@ mod tests {
 
     #[test]
     fn a_bucket_allows_its_burst_then_says_when_to_retry() {
-        let limit = RateLimit::new(Some(Rate::new(3, 60)), None);
+        let metrics = Metrics::default();
+        let limit = RateLimit::new(&metrics, &["p_u", "p_i"], Some(Rate::new(3, 60)), None);
         let ann = UserId::parse("ann").unwrap();
         let bob = UserId::parse("bob").unwrap();
         for _ in 0..3 {
@@ -476,6 +517,7 @@ mod tests {
             max: Some(2),
             lifetime: Duration::from_millis(200),
             opened: Mutex::new(VecDeque::new()),
+            refused: Counter::default(),
         };
         pending.open().unwrap();
         pending.open().unwrap();
@@ -496,6 +538,7 @@ mod tests {
             max_per_user: Some(2),
             open: AtomicUsize::new(0),
             per_user: DashMap::new(),
+            refused: Default::default(),
         });
         let ann = UserId::parse("ann").unwrap();
         let a1 = cap.acquire(Some(&ann)).unwrap();

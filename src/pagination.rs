@@ -31,7 +31,7 @@ use crate::{
 pub const DEFAULT_PAGE_SIZE: usize = 10;
 pub const MAX_PAGE_SIZE: usize = 100;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Sort {
     NewestFirst,
@@ -126,7 +126,7 @@ impl<Id: Clone> PageRequest<Id> {
 }
 
 /// `Paginated<T>` as the README shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Paginated<T> {
     pub rows: Vec<T>,
     pub sort: Sort,

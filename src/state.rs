@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use crate::{
-    auth::Auth, blobs::Blobs, chat::Chat, config::Config, limits::Limits, readiness::RedisLink,
-    store::Store,
+    auth::Auth, blobs::Blobs, chat::Chat, config::Config, limits::Limits, metrics::Metrics,
+    readiness::RedisLink, store::Store,
 };
 
 #[derive(Clone)]
@@ -21,18 +21,27 @@ pub struct AppState {
     pub limits: Arc<Limits>,
     /// `Some` when running as one of several nodes (`--redis-url`).
     pub redis: Option<Arc<RedisLink>>,
+    /// What `GET /metrics` reports.
+    pub metrics: Arc<Metrics>,
 }
 
 impl AppState {
     pub fn new(config: Config, store: Arc<dyn Store>, blobs: Blobs, auth: Option<Auth>) -> Self {
-        let limits = Arc::new(Limits::from_config(&config));
+        let metrics = Arc::new(Metrics::new(config.redis_url.is_some()));
+        let store = crate::store::timed(store, &metrics);
+        let limits = Arc::new(Limits::from_config(&config, &metrics));
         limits.sweep_periodically();
         Self {
             redis: config
                 .redis_url
                 .as_ref()
                 .map(|_| Arc::new(RedisLink::default())),
-            chat: Arc::new(Chat::new(Arc::clone(&store), Arc::clone(&limits))),
+            chat: Arc::new(Chat::new(
+                Arc::clone(&store),
+                Arc::clone(&limits),
+                Arc::clone(&metrics),
+            )),
+            metrics,
             limits,
             auth: auth.map(Arc::new),
             blobs: Arc::new(blobs),

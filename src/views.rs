@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::{
     domain::{
@@ -13,8 +14,10 @@ use crate::{
 };
 
 /// A file as the stub shows it: `{id, name, url, status}`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = File)]
 pub struct FileView {
+    #[schema(value_type = String)]
     pub id: FileId,
     pub name: String,
     pub url: String,
@@ -33,15 +36,18 @@ impl From<&FileRecord> for FileView {
 }
 
 /// The threads API's message: `{id, threadId, authorId, body, fileIds, files, createdAt}`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Message)]
 pub struct MessageView {
     pub id: String,
     pub thread_id: String,
     pub author_id: String,
     pub body: String,
+    #[schema(value_type = Vec<String>)]
     pub file_ids: Vec<FileId>,
     pub files: Vec<FileView>,
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
     /// The message's 1-based position in its thread: the order of history (ids are not).
     pub seq: u64,
@@ -50,9 +56,11 @@ pub struct MessageView {
     pub client_message_id: Option<String>,
     /// When the author last edited the body.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub edited_at: Option<Timestamp>,
     /// A tombstone: the author deleted the message (`body` is empty, `fileIds` too).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub deleted_at: Option<Timestamp>,
 }
 
@@ -111,15 +119,18 @@ pub struct MessageEnvelope<'a> {
 }
 
 /// The stub's thread: `{id, title, memberIds, memberNames, createdAt, updatedAt}`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Thread)]
 pub struct ThreadView {
     pub id: String,
     pub title: Option<String>,
     pub member_ids: Vec<String>,
     /// Account names where the member is an account, else the id (the stub's behaviour).
     pub member_names: Vec<String>,
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
+    #[schema(value_type = String, format = DateTime)]
     pub updated_at: Timestamp,
     /// On `GET /api/threads/:id`: messages after the caller's read position that others wrote.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -152,7 +163,8 @@ fn display_name(id: &UserId, names: &HashMap<UserId, AccountName>) -> String {
 }
 
 /// The accounts API's account: `{id, name}`; also a participant and a sender.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = Account)]
 pub struct AccountView {
     pub id: String,
     pub name: String,
@@ -178,7 +190,8 @@ impl AccountView {
 }
 
 /// The accounts API's message: `{id, sender: {id, name}, text, ts}`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = ChatMessage)]
 pub struct ChatMessageView {
     pub id: String,
     pub sender: AccountView,
@@ -210,8 +223,9 @@ impl ChatMessageView {
 }
 
 /// The accounts API's conversation: `{id, participants, lastMessage?}`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = Conversation)]
 pub struct ConversationView {
     pub id: String,
     pub participants: Vec<AccountView>,

@@ -2,14 +2,15 @@
 # Runs every test: installs what the suites need when it is missing, starts PostgreSQL and
 # Redis on loopback, then runs the whole suite against each storage backend (in memory,
 # SQLite, PostgreSQL; the PostgreSQL pass also runs two nodes through Redis): the Rust tests
-# (`cargo test`), then the JavaScript suites with the real socket.io-client (`node --test`),
-# in `open` and in `jwt` mode. Ends with one line: `summary: N passed, N failed`.
+# (`cargo test`), schemathesis against the server's OpenAPI document (`tests/schema/run.sh`),
+# then the JavaScript suites with the real socket.io-client (`node --test`), in `open` and in
+# `jwt` mode. Ends with one line: `summary: N passed, N failed`.
 #
 #   bash tests/run.sh            # all three backends
 #   bash tests/run.sh memory     # one of: memory sqlite postgres
 #
-# Needs: Rust (cargo), Node 20.14+ with npm, and apt-get (Debian/Ubuntu) for chromium,
-# postgresql and redis-server when they are not installed yet.
+# Needs: Rust (cargo), Node 20.14+ with npm, python3, and apt-get (Debian/Ubuntu) for
+# chromium, postgresql, redis-server and python3-venv when they are not installed yet.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,6 +28,12 @@ if [ ! -x /usr/bin/chromium ]; then
   echo "installing chromium (browser example test)"
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium chromium-driver >/dev/null
+fi
+
+if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c "import ensurepip" 2>/dev/null; then
+  echo "installing python3-venv (schemathesis)"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq python3-venv >/dev/null
 fi
 
 for dir in tests/js client-examples; do
@@ -76,6 +83,23 @@ js_pass() { # identity [suites to skip...]
     "$(awk '/^ℹ fail / {n += $3} END {print n + 0}' "$log")"
 }
 
+# schemathesis against the running server and its OpenAPI document: two runs per backend.
+schema_pass() { # backend database
+  local url="" status=0
+  case "$1" in
+    memory) ;;
+    sqlite) url="sqlite://$(mktemp -d)/threadline.db" ;;
+    postgres)
+      local name="threadline_schema_$$_$RANDOM"
+      psql "$2" -q -c "CREATE DATABASE $name"
+      url="${2%/*}/$name" ;;
+  esac
+  bash tests/schema/run.sh $url 2>&1 | tee "$log" || status=$?
+  local clean
+  clean=$(grep -c "No issues found" "$log" || true)
+  tally "$status" "$clean" $((2 - clean))
+}
+
 cargo build --all-targets
 for backend in "${backends[@]}"; do
   case "$backend" in
@@ -87,6 +111,7 @@ for backend in "${backends[@]}"; do
   echo "=== test suite against the $backend store"
   export THREADLINE_TEST_DATABASE="$database"
   cargo_pass
+  schema_pass "$backend" "$database"
   js_pass open
   # `auth` and `limits` configure identity themselves and ran in the open pass.
   js_pass jwt auth.test.mjs limits.test.mjs

@@ -6,7 +6,7 @@ use super::{FileId, Timestamp, UserId};
 
 /// `processing` until the bytes are fsynced and checksummed, then `ready`; `failed` if storing
 /// them failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum FileStatus {
     Processing,

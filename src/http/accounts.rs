@@ -2,8 +2,10 @@
 //! in creation order (`"1"`, `"2"`, ...), as in the messenger README; in `jwt` mode an account's
 //! id is its owner's token subject, so nobody claims ids an identity provider issues later.
 
-use axum::{Router, extract::State, http::StatusCode, routing::get};
+use axum::{extract::State, http::StatusCode};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 
@@ -14,14 +16,15 @@ use crate::{
         account::{AccountNameError, MAX_NAME_CHARS},
     },
     error::{ApiError, Result},
+    http::error::ErrorBody,
     state::AppState,
     views::AccountView,
 };
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/accounts", get(list).post(create))
-        .route("/api/account/{account_id}", get(show))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(show))
 }
 
 /// A path account id that is not even well-formed names no account.
@@ -41,24 +44,34 @@ pub fn require_own(actor: &Actor, account: &UserId) -> Result<()> {
 /// Most accounts one page of the list holds.
 pub const MAX_ACCOUNTS_PAGE: usize = 100;
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct AccountList {
     accounts: Vec<AccountView>,
     /// Only on paged lists: where the next page starts, `null` on the last.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
     next_cursor: Option<Option<String>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// Accounts per page, 1 to 100.
     limit: Option<usize>,
+    /// The previous page's `nextCursor`.
     cursor: Option<String>,
 }
 
 /// `GET /api/accounts` → `{accounts: Account[]}`, in creation order. Paged with `?limit=`
 /// (at most 100) and `?cursor=` from the previous page's `nextCursor`; in `jwt` mode always
 /// paged. An `open`-mode request without either gets every account, as in the README.
+#[utoipa::path(get, path = "/api/accounts", tag = "accounts",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "Accounts in creation order", body = AccountList),
+        (status = "default", description = "An error: `{error, message?}` with a 4xx or 5xx status", body = ErrorBody),
+    ))]
 async fn list(
     State(state): State<AppState>,
     actor: Actor,
@@ -102,13 +115,22 @@ fn decode_cursor(raw: &str) -> Result<UserId> {
     UserId::parse(&id).map_err(|_| invalid())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct CreateAccount {
+    /// 1 to 100 characters, no control characters.
+    #[schema(min_length = 1, max_length = 100)]
     name: String,
 }
 
 /// `POST /api/accounts {name}` → 201 Account. In `jwt` mode the account is the caller's own:
 /// 201 when it is created, 200 when an existing one is renamed.
+#[utoipa::path(post, path = "/api/accounts", tag = "accounts",
+    request_body = CreateAccount,
+    responses(
+        (status = 201, description = "Created", body = AccountView),
+        (status = 200, description = "`jwt` mode: the caller's account, renamed", body = AccountView),
+        (status = "default", description = "An error: `{error, message?}` with a 4xx or 5xx status", body = ErrorBody),
+    ))]
 async fn create(
     State(state): State<AppState>,
     actor: Actor,
@@ -140,6 +162,12 @@ async fn create(
 }
 
 /// `GET /api/account/:account_id` → Account, or 404 `account_not_found`.
+#[utoipa::path(get, path = "/api/account/{account_id}", tag = "accounts",
+    params(("account_id" = String, Path, description = "The account's id")),
+    responses(
+        (status = 200, description = "The account", body = AccountView),
+        (status = "default", description = "An error: `{error, message?}` with a 4xx or 5xx status", body = ErrorBody),
+    ))]
 async fn show(
     State(state): State<AppState>,
     actor: Actor,

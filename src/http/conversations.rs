@@ -6,8 +6,10 @@
 
 use std::collections::HashMap;
 
-use axum::{Router, extract::State, http::StatusCode, routing::get};
+use axum::{extract::State, http::StatusCode};
 use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
     accounts::{account, require_own},
@@ -16,41 +18,31 @@ use super::{
 use crate::{
     domain::{Account, Actor, MemberSet, MessageId, NewMessage, Thread, ThreadId, UserId},
     error::{ApiError, Result},
+    http::error::ErrorBody,
     pagination::{PageRequest, Paginated},
     state::AppState,
     store::StoreError,
     views::{AccountView, ChatMessageView, ConversationView},
 };
 
-pub fn router() -> Router<AppState> {
-    let list_or_create = || get(list).post(create);
-    let messages = || get(list_messages).post(post_message);
-    Router::new()
-        .route("/api/account/{account_id}/conversations", list_or_create())
-        .route(
-            "/api/account/{account_id}/conversation/{conversation_id}",
-            get(show),
-        )
-        .route(
-            "/api/account/{account_id}/conversation/{conversation_id}/messages",
-            messages(),
-        )
-        // The README's short forms.
-        .route("/api/{account_id}/conversation", list_or_create())
-        .route(
-            "/api/{account_id}/conversation/{conversation_id}",
-            get(show),
-        )
-        .route(
-            "/api/{account_id}/conversation/{conversation_id}/messages",
-            messages(),
-        )
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(show))
+        .routes(routes!(list_messages, post_message))
+        .routes(routes!(list_short, create_short))
+        .routes(routes!(show_short))
+        .routes(routes!(list_messages_short, post_message_short))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
 struct PageParams {
+    /// Rows per page, 1 to 100 (default 10).
+    #[param(value_type = Option<u32>)]
     page_size: Option<String>,
+    /// A `cursor_next` or `cursor_prev` of an earlier page.
     cursor: Option<String>,
 }
 
@@ -141,6 +133,12 @@ async fn conversation_view(
 
 /// `GET /api/account/:account_id/conversations?pageSize=&cursor=` → `Paginated<Conversation>`,
 /// most recently active first.
+#[utoipa::path(get, path = "/api/account/{account_id}/conversations", tag = "conversations", 
+    params(("account_id" = String, Path, description = "The account's id"), PageParams),
+    responses(
+        (status = 200, description = "The account's conversations, most recently active first", body = Paginated<ConversationView>),
+        (status = "default", description = "An error: `{error, message?}` with a 4xx or 5xx status", body = ErrorBody),
+    ))]
 async fn list(
     State(state): State<AppState>,
     actor: Actor,
@@ -170,13 +168,22 @@ async fn list(
     )))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct WithParams {
+    /// The other account's id.
     with: Option<String>,
 }
 
 /// `POST /api/account/:account_id/conversations?with=<account_id>` → 201 with a new
 /// conversation, or 200 with the existing one between the two.
+#[utoipa::path(post, path = "/api/account/{account_id}/conversations", tag = "conversations", 
+    params(("account_id" = String, Path, description = "The account's id"), WithParams),
+    responses(
+        (status = 201, description = "A new conversation", body = ConversationView),
+        (status = 200, description = "The existing conversation between the two", body = ConversationView),
+        (status = "default", description = "An error: `{error, message?}` with a 4xx or 5xx status", body = ErrorBody),
+    ))]
 async fn create(
     State(state): State<AppState>,
     actor: Actor,
@@ -214,6 +221,12 @@ async fn create(
 }
 
 /// `GET /api/account/:account_id/conversation/:conversation_id` → Conversation.
+#[utoipa::path(get, path = "/api/account/{account_id}/conversation/{conversation_id}", tag = "conversations", 
+    params(("account_id" = String, Path, description = "The account's id"), ("conversation_id" = String, Path, description = "The conversation's (thread's) id")),
+    responses(
+        (status = 200, description = "The conversation", body = ConversationView),
+        (status = "default", description = "An error: `{error, message?}` with a 4xx or 5xx status", body = ErrorBody),
+    ))]
 async fn show(
     State(state): State<AppState>,
     actor: Actor,
@@ -226,6 +239,12 @@ async fn show(
 
 /// `GET /api/account/:account_id/conversation/:conversation_id/messages?pageSize=&cursor=` →
 /// `Paginated<Message>`.
+#[utoipa::path(get, path = "/api/account/{account_id}/conversation/{conversation_id}/messages", tag = "conversations", 
+    params(("account_id" = String, Path, description = "The account's id"), ("conversation_id" = String, Path, description = "The conversation's (thread's) id"), PageParams),
+    responses(
+        (status = 200, description = "A page of the conversation's messages", body = Paginated<ChatMessageView>),
+        (status = "default", description = "An error: `{error, message?}` with a 4xx or 5xx status", body = ErrorBody),
+    ))]
 async fn list_messages(
     State(state): State<AppState>,
     actor: Actor,
@@ -252,7 +271,7 @@ async fn list_messages(
     )))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct PostText {
     text: String,
@@ -262,6 +281,14 @@ struct PostText {
 /// `POST /api/account/:account_id/conversation/:conversation_id/messages {text, clientMessageId?}`
 /// → 201 Message (200 with the original for an idempotent retry),
 /// sent by the account and broadcast as `message:new` (threads-API shape) to the thread's room.
+#[utoipa::path(post, path = "/api/account/{account_id}/conversation/{conversation_id}/messages", tag = "conversations", 
+    params(("account_id" = String, Path, description = "The account's id"), ("conversation_id" = String, Path, description = "The conversation's (thread's) id"), ("Idempotency-Key" = Option<String>, Header, description = "Same as `clientMessageId`")),
+    request_body = PostText,
+    responses(
+        (status = 201, description = "Sent, and broadcast as `message:new`", body = ChatMessageView),
+        (status = 200, description = "A retry: the original message", body = ChatMessageView),
+        (status = "default", description = "An error: `{error, message?}` with a 4xx or 5xx status", body = ErrorBody),
+    ))]
 async fn post_message(
     State(state): State<AppState>,
     actor: Actor,
@@ -300,4 +327,84 @@ async fn post_message(
         super::created_or_found(posted.created),
         Json(ChatMessageView::new(&posted.message, &names)),
     ))
+}
+
+// The README's short forms (`/api/:account_id/conversation...`): the same handlers.
+
+#[utoipa::path(get, path = "/api/{account_id}/conversation", tag = "conversations", operation_id = "list_short", 
+    params(("account_id" = String, Path, description = "The account's id"), PageParams),
+    responses(
+        (status = 200, description = "The account's conversations, most recently active first", body = Paginated<ConversationView>),
+        (status = "default", description = "An error: `{error, message?}` with a 4xx or 5xx status", body = ErrorBody),
+    ))]
+async fn list_short(
+    state: State<AppState>,
+    actor: Actor,
+    path: Path<String>,
+    query: Query<PageParams>,
+) -> Result<Json<Paginated<ConversationView>>> {
+    list(state, actor, path, query).await
+}
+
+#[utoipa::path(post, path = "/api/{account_id}/conversation", tag = "conversations", operation_id = "create_short", 
+    params(("account_id" = String, Path, description = "The account's id"), WithParams),
+    responses(
+        (status = 201, description = "A new conversation", body = ConversationView),
+        (status = 200, description = "The existing conversation between the two", body = ConversationView),
+        (status = "default", description = "An error: `{error, message?}` with a 4xx or 5xx status", body = ErrorBody),
+    ))]
+async fn create_short(
+    state: State<AppState>,
+    actor: Actor,
+    path: Path<String>,
+    query: Query<WithParams>,
+) -> Result<(StatusCode, Json<ConversationView>)> {
+    create(state, actor, path, query).await
+}
+
+#[utoipa::path(get, path = "/api/{account_id}/conversation/{conversation_id}", tag = "conversations", operation_id = "show_short", 
+    params(("account_id" = String, Path, description = "The account's id"), ("conversation_id" = String, Path, description = "The conversation's (thread's) id")),
+    responses(
+        (status = 200, description = "The conversation", body = ConversationView),
+        (status = "default", description = "An error: `{error, message?}` with a 4xx or 5xx status", body = ErrorBody),
+    ))]
+async fn show_short(
+    state: State<AppState>,
+    actor: Actor,
+    path: Path<(String, String)>,
+) -> Result<Json<ConversationView>> {
+    show(state, actor, path).await
+}
+
+#[utoipa::path(get, path = "/api/{account_id}/conversation/{conversation_id}/messages", tag = "conversations", operation_id = "list_messages_short", 
+    params(("account_id" = String, Path, description = "The account's id"), ("conversation_id" = String, Path, description = "The conversation's (thread's) id"), PageParams),
+    responses(
+        (status = 200, description = "A page of the conversation's messages", body = Paginated<ChatMessageView>),
+        (status = "default", description = "An error: `{error, message?}` with a 4xx or 5xx status", body = ErrorBody),
+    ))]
+async fn list_messages_short(
+    state: State<AppState>,
+    actor: Actor,
+    path: Path<(String, String)>,
+    query: Query<PageParams>,
+) -> Result<Json<Paginated<ChatMessageView>>> {
+    list_messages(state, actor, path, query).await
+}
+
+#[utoipa::path(post, path = "/api/{account_id}/conversation/{conversation_id}/messages", tag = "conversations", operation_id = "post_message_short", 
+    params(("account_id" = String, Path, description = "The account's id"), ("conversation_id" = String, Path, description = "The conversation's (thread's) id"), ("Idempotency-Key" = Option<String>, Header, description = "Same as `clientMessageId`")),
+    request_body = PostText,
+    responses(
+        (status = 201, description = "Sent, and broadcast as `message:new`", body = ChatMessageView),
+        (status = 200, description = "A retry: the original message", body = ChatMessageView),
+        (status = "default", description = "An error: `{error, message?}` with a 4xx or 5xx status", body = ErrorBody),
+    ))]
+async fn post_message_short(
+    state: State<AppState>,
+    actor: Actor,
+    path: Path<(String, String)>,
+    idempotency: IdempotencyKey,
+    body: Json<PostText>,
+) -> Result<(StatusCode, Json<ChatMessageView>)> {
+    post_message(state, actor, path, idempotency, body).await
 }

@@ -13,10 +13,16 @@ use serde::Serialize;
 
 use crate::error::ApiError;
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
+/// Every error's body.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Error)]
+pub struct ErrorBody<'a> {
+    /// A stable snake_case code (`thread_not_found`, `rate_limited`, …).
+    #[schema(value_type = String)]
     error: &'a str,
+    /// For humans; absent when the code says it all.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
     message: Option<Cow<'a, str>>,
 }
 

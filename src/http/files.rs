@@ -1,16 +1,19 @@
 //! Files: upload, the stub's status route (polled by clients), and download.
 
 use axum::{
-    Router,
     body::Body,
     extract::{DefaultBodyLimit, State, multipart::MultipartError},
     http::{StatusCode, header},
     response::{IntoResponse, Response},
-    routing::{get, post},
 };
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 use tokio_util::io::ReaderStream;
+use utoipa::ToSchema;
+use utoipa_axum::{
+    router::{OpenApiRouter, UtoipaMethodRouterExt},
+    routes,
+};
 
 use super::extract::{Json, Multipart, Path};
 use crate::{
@@ -19,22 +22,28 @@ use crate::{
         file::{SNIFF_BYTES, sniff_content_type},
     },
     error::{ApiError, Result},
+    http::error::ErrorBody,
     state::AppState,
     views::FileView,
 };
 
-pub fn router(max_upload_bytes: u64) -> Router<AppState> {
+pub fn router(max_upload_bytes: u64) -> OpenApiRouter<AppState> {
     // Room for the multipart framing around the one file.
     let body_limit = usize::try_from(max_upload_bytes)
         .unwrap_or(usize::MAX)
         .saturating_add(64 * 1024);
-    Router::new()
-        .route(
-            "/api/files",
-            post(upload).layer(DefaultBodyLimit::max(body_limit)),
-        )
-        .route("/api/files/{file_id}", get(download))
-        .route("/api/files/{file_id}/status", get(status))
+    OpenApiRouter::new()
+        .routes(routes!(upload).layer(DefaultBodyLimit::max(body_limit)))
+        .routes(routes!(download))
+        .routes(routes!(status))
+}
+
+/// The upload form: one file part (its name is what the file is called; any field name).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+struct UploadForm {
+    #[schema(value_type = String, format = Binary)]
+    file: Vec<u8>,
 }
 
 fn file_id(raw: &str) -> Result<FileId> {
@@ -53,6 +62,12 @@ fn multipart_error(e: MultipartError) -> ApiError {
 
 /// `POST /api/files` (multipart, one file) → 201 `{id, name, url, status: "processing"}`.
 /// The status turns `ready` once the bytes are fsynced into place.
+#[utoipa::path(post, path = "/api/files", tag = "files",
+    request_body(content = UploadForm, content_type = "multipart/form-data"),
+    responses(
+        (status = 201, description = "Received; `status` turns `ready` once stored", body = FileView),
+        (status = "default", description = "An error: `{error, message?}` with a 4xx or 5xx status", body = ErrorBody),
+    ))]
 async fn upload(
     State(state): State<AppState>,
     actor: Actor,
@@ -133,6 +148,12 @@ async fn visible_file(state: &AppState, actor: &Actor, raw_id: &str) -> Result<F
 }
 
 /// `GET /api/files/:id/status` → `{id, name, url, status}`; unknown → 404 `not_found`.
+#[utoipa::path(get, path = "/api/files/{file_id}/status", tag = "files",
+    params(("file_id" = String, Path, description = "The file's id")),
+    responses(
+        (status = 200, description = "The file's record", body = FileView),
+        (status = "default", description = "An error: `{error, message?}` with a 4xx or 5xx status", body = ErrorBody),
+    ))]
 async fn status(
     State(state): State<AppState>,
     actor: Actor,
@@ -143,6 +164,12 @@ async fn status(
 }
 
 /// `GET /api/files/:id` → the bytes, with their content type and length.
+#[utoipa::path(get, path = "/api/files/{file_id}", tag = "files",
+    params(("file_id" = String, Path, description = "The file's id")),
+    responses(
+        (status = 200, description = "The bytes: raster images and plain text inline, anything else as an `application/octet-stream` attachment; always with `Content-Security-Policy: sandbox`"),
+        (status = "default", description = "An error: `{error, message?}` with a 4xx or 5xx status", body = ErrorBody),
+    ))]
 async fn download(
     State(state): State<AppState>,
     actor: Actor,

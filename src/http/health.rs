@@ -2,8 +2,10 @@
 
 use std::time::Duration;
 
-use axum::{Json, Router, extract::State, http::StatusCode, routing::get};
-use serde_json::{Value, json};
+use axum::{Json, extract::State, http::StatusCode};
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::state::AppState;
 
@@ -11,21 +13,40 @@ use crate::state::AppState;
 /// about this long whatever the state of the backends.
 const CHECK_TIMEOUT: Duration = Duration::from_millis(1500);
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    /// `ok` (liveness), `ready` or `not_ready`.
+    status: &'static str,
+    /// What fails when not ready: `store`, `redis`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    failing: Vec<&'static str>,
 }
 
 /// `GET /healthz` → 200 `{"status": "ok"}` while the server is up (liveness: restart me only if
 /// this fails).
-async fn healthz() -> Json<Value> {
-    Json(json!({ "status": "ok" }))
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "The process serves requests", body = Health)))]
+async fn healthz() -> Json<Health> {
+    Json(Health {
+        status: "ok",
+        failing: Vec::new(),
+    })
 }
 
 /// `GET /readyz` → 200 `{"status": "ready"}` when the store answers and, with several nodes,
 /// Redis is connected; else 503 `{"status": "not_ready", "failing": ["store", "redis"]}`.
-async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses(
+        (status = 200, description = "The store answers (and Redis, with several nodes)", body = Health),
+        (status = 503, description = "Not ready: `failing` names what", body = Health),
+    ))]
+async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
     let mut failing = Vec::new();
     let store = tokio::time::timeout(CHECK_TIMEOUT, state.store.ping()).await;
     if !matches!(store, Ok(Ok(()))) {
@@ -35,11 +56,16 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
         failing.push("redis");
     }
     if failing.is_empty() {
-        (StatusCode::OK, Json(json!({ "status": "ready" })))
+        let ready = Health {
+            status: "ready",
+            failing,
+        };
+        (StatusCode::OK, Json(ready))
     } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "status": "not_ready", "failing": failing })),
-        )
+        let not_ready = Health {
+            status: "not_ready",
+            failing,
+        };
+        (StatusCode::SERVICE_UNAVAILABLE, Json(not_ready))
     }
 }

@@ -1,12 +1,9 @@
 //! The stub's messages API: a thread's history, paged oldest to newest, and posting.
 
-use axum::{
-    Router,
-    extract::State,
-    http::StatusCode,
-    routing::{get, patch, post},
-};
+use axum::{extract::State, http::StatusCode};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
     extract::{IdempotencyKey, Json, Path, Query, client_message_id},
@@ -15,6 +12,7 @@ use super::{
 use crate::{
     domain::{Actor, MessageId, NewMessage},
     error::{ApiError, Result},
+    http::error::ErrorBody,
     state::AppState,
     store::Anchor,
     views::MessageView,
@@ -24,23 +22,24 @@ use crate::{
 pub const DEFAULT_LIMIT: usize = 50;
 pub const MAX_LIMIT: usize = 200;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/threads/{thread_id}/messages", get(list).post(create))
-        .route(
-            "/api/threads/{thread_id}/messages/{message_id}",
-            patch(edit).delete(remove),
-        )
-        .route("/api/threads/{thread_id}/read", post(mark_read))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(edit, remove))
+        .routes(routes!(mark_read))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListParams {
+    /// Messages per page: a positive integer, default 50, at most 200.
+    #[param(value_type = Option<u32>)]
     limit: Option<String>,
+    /// The previous page's `nextCursor`.
     cursor: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct MessagePage {
     messages: Vec<MessageView>,
@@ -49,6 +48,12 @@ struct MessagePage {
 
 /// `GET /api/threads/:threadId/messages?limit=&cursor=` → `{messages, nextCursor}`, oldest
 /// first. `nextCursor` is the id of the page's last message while more follow, else `null`.
+#[utoipa::path(get, path = "/api/threads/{thread_id}/messages", tag = "messages",
+    params(("thread_id" = String, Path, description = "The thread's id"), ListParams),
+    responses(
+        (status = 200, description = "A page of the thread's messages, oldest first", body = MessagePage),
+        (status = "default", description = "An error: `{error, message?}` with a 4xx or 5xx status", body = ErrorBody),
+    ))]
 async fn list(
     State(state): State<AppState>,
     actor: Actor,
@@ -90,15 +95,22 @@ fn parse_limit(raw: Option<&str>) -> Result<usize> {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct PostMessage {
+    /// The text, at most 16 KiB of UTF-8; may be empty when files are attached.
+    #[schema(max_length = 16384)]
     body: Option<String>,
+    /// Ids from `POST /api/files` (uploaded by the caller, or already visible to it), at most 20.
+    #[schema(max_items = 20)]
     file_ids: Option<Vec<String>>,
+    /// A retry with the same id answers 200 with the original message.
+    #[schema(max_length = 128)]
     client_message_id: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(as = MessageEnvelope)]
 struct Created {
     message: MessageView,
 }
@@ -106,6 +118,14 @@ struct Created {
 /// `POST /api/threads/:threadId/messages {body, fileIds, clientMessageId?}` → 201 `{message}`,
 /// broadcast to the thread's room as `message:new`. A retry with the same `clientMessageId` (or
 /// `Idempotency-Key` header) answers 200 with the original message and broadcasts nothing.
+#[utoipa::path(post, path = "/api/threads/{thread_id}/messages", tag = "messages",
+    params(("thread_id" = String, Path, description = "The thread's id"), ("Idempotency-Key" = Option<String>, Header, description = "Same as `clientMessageId`")),
+    request_body = PostMessage,
+    responses(
+        (status = 201, description = "Stored and broadcast as `message:new`", body = Created),
+        (status = 200, description = "A retry: the original message", body = Created),
+        (status = "default", description = "An error: `{error, message?}` with a 4xx or 5xx status", body = ErrorBody),
+    ))]
 async fn create(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -130,7 +150,7 @@ async fn create(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct EditMessage {
     body: Option<String>,
 }
@@ -143,6 +163,13 @@ fn message_id(raw: &str) -> Result<MessageId> {
 /// `PATCH /api/threads/:threadId/messages/:messageId {body}` → 200 `{message}` with `editedAt`;
 /// the room gets `message:updated {message}`. Only the author edits (403 `not_author`); a
 /// deleted message cannot be edited (409 `message_deleted`).
+#[utoipa::path(patch, path = "/api/threads/{thread_id}/messages/{message_id}", tag = "messages",
+    params(("thread_id" = String, Path, description = "The thread's id"), ("message_id" = String, Path, description = "The message's id")),
+    request_body = EditMessage,
+    responses(
+        (status = 200, description = "The edited message, broadcast as `message:updated`", body = Created),
+        (status = "default", description = "An error: `{error, message?}` with a 4xx or 5xx status", body = ErrorBody),
+    ))]
 async fn edit(
     State(state): State<AppState>,
     Path((thread, message)): Path<(String, String)>,
@@ -160,6 +187,12 @@ async fn edit(
 /// `DELETE /api/threads/:threadId/messages/:messageId` → 204; the message becomes a tombstone
 /// (empty `body` and `fileIds`, `deletedAt` set) and the room gets `message:deleted
 /// {threadId, messageId}`. Only the author deletes (403 `not_author`); deleting again is a 204.
+#[utoipa::path(delete, path = "/api/threads/{thread_id}/messages/{message_id}", tag = "messages",
+    params(("thread_id" = String, Path, description = "The thread's id"), ("message_id" = String, Path, description = "The message's id")),
+    responses(
+        (status = 204, description = "Deleted (a tombstone), broadcast as `message:deleted`"),
+        (status = "default", description = "An error: `{error, message?}` with a 4xx or 5xx status", body = ErrorBody),
+    ))]
 async fn remove(
     State(state): State<AppState>,
     Path((thread, message)): Path<(String, String)>,
@@ -170,21 +203,29 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct ReadRequest {
     message_id: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct ReadPosition {
+    #[schema(value_type = String)]
     message_id: MessageId,
 }
 
 /// `POST /api/threads/:threadId/read {messageId}` → 200 `{messageId}`: the REST twin of the
 /// socket's `thread:read`. The caller's read position moves forward to the message (never
 /// back; the answer is the position afterwards), and the room gets `receipt` when it moved.
+#[utoipa::path(post, path = "/api/threads/{thread_id}/read", tag = "messages",
+    params(("thread_id" = String, Path, description = "The thread's id")),
+    request_body = ReadRequest,
+    responses(
+        (status = 200, description = "The caller's read position afterwards", body = ReadPosition),
+        (status = "default", description = "An error: `{error, message?}` with a 4xx or 5xx status", body = ErrorBody),
+    ))]
 async fn mark_read(
     State(state): State<AppState>,
     Path(id): Path<String>,

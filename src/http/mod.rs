@@ -8,6 +8,8 @@ pub mod extract;
 pub mod files;
 pub mod health;
 pub mod messages;
+pub mod metrics;
+mod openapi;
 pub mod threads;
 
 use std::time::Duration;
@@ -25,6 +27,9 @@ use tower_http::{
     trace::TraceLayer,
 };
 use tracing::Span;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_swagger_ui::SwaggerUi;
 
 use crate::{error::ApiError, state::AppState};
 
@@ -38,22 +43,37 @@ pub fn created_or_found(created: bool) -> axum::http::StatusCode {
     }
 }
 
-pub fn router(state: AppState) -> Router {
-    let config = &state.config;
+/// Every route of the REST API with its OpenAPI description: the router and the document come
+/// from the same registrations, so neither can list a route the other lacks.
+pub fn api(max_upload_bytes: u64) -> OpenApiRouter<AppState> {
     // Threads, messages, files and accounts are private to their caller: no cache keeps them.
-    let private = Router::new()
+    let private = OpenApiRouter::new()
         .merge(threads::router())
         .merge(messages::router())
         .merge(accounts::router())
         .merge(conversations::router())
-        .merge(files::router(config.max_upload_bytes))
+        .merge(files::router(max_upload_bytes))
         .layer(SetResponseHeaderLayer::if_not_present(
             header::CACHE_CONTROL,
             HeaderValue::from_static("no-store"),
         ));
-    Router::new()
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(health::router())
+        .merge(metrics::router())
         .merge(private)
+}
+
+/// The OpenAPI document of [`api`].
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    api(0).split_for_parts().1
+}
+
+pub fn router(state: AppState) -> Router {
+    let config = &state.config;
+    let (api, document) = api(config.max_upload_bytes).split_for_parts();
+    Router::new()
+        .merge(api)
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", document))
         .route_service(
             "/demo/vendor/socket.io.min.js",
             ServeFile::new(
@@ -65,6 +85,10 @@ pub fn router(state: AppState) -> Router {
         .nest_service("/demo", ServeDir::new(config.demo_dir.join("browser")))
         .fallback(|| async { ApiError::NotFound("not_found") })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
         .layer(RequestBodyTimeoutLayer::new(Duration::from_millis(
             config.http_body_timeout_ms,

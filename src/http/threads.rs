@@ -1,12 +1,9 @@
 //! The stub's threads API: create/resolve a thread by its member set, and read it.
 
-use axum::{
-    Router,
-    extract::State,
-    http::StatusCode,
-    routing::{get, post},
-};
+use axum::{extract::State, http::StatusCode};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::extract::{Json, Path};
 use crate::{
@@ -15,24 +12,35 @@ use crate::{
         thread::{MAX_MEMBERS, MAX_TITLE_CHARS, MemberSetError},
     },
     error::{ApiError, Result},
+    http::error::ErrorBody,
     state::AppState,
     store::Store,
     views::ThreadView,
 };
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/threads", post(create_or_resolve))
-        .route("/api/threads/{thread_id}", get(show))
-        .route("/api/threads/{thread_id}/presence", get(presence))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_or_resolve))
+        .routes(routes!(show))
+        .routes(routes!(presence))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct CreateThread {
+    /// At most 200 characters, no control characters.
+    #[schema(max_length = 200)]
     title: Option<String>,
+    /// The members (the caller among them in `jwt` mode); order and repeats are ignored.
+    #[schema(min_items = 1, max_items = 1000, inline, value_type = Vec<MemberId>)]
     member_ids: Vec<String>,
 }
+
+/// A user id: 1 to 128 URL-safe characters.
+#[derive(ToSchema)]
+#[schema(pattern = r"^[A-Za-z0-9._~:@-]{1,128}$")]
+#[allow(dead_code)]
+struct MemberId(String);
 
 /// A path id that is not even well-formed names no thread.
 pub fn thread_id(raw: &str) -> Result<ThreadId> {
@@ -41,6 +49,13 @@ pub fn thread_id(raw: &str) -> Result<ThreadId> {
 
 /// `POST /api/threads {title?, memberIds}` → 201 with a new thread, or 200 with the existing
 /// thread that has the same members (order and duplicates ignored).
+#[utoipa::path(post, path = "/api/threads", tag = "threads",
+    request_body = CreateThread,
+    responses(
+        (status = 201, description = "A new thread", body = ThreadView),
+        (status = 200, description = "The thread with the same members", body = ThreadView),
+        (status = "default", description = "An error: `{error, message?}` with a 4xx or 5xx status", body = ErrorBody),
+    ))]
 async fn create_or_resolve(
     State(state): State<AppState>,
     actor: Actor,
@@ -111,6 +126,12 @@ fn too_many_members() -> ApiError {
 
 /// `GET /api/threads/:id` → the thread with the caller's `unreadCount`, or 404
 /// `thread_not_found`.
+#[utoipa::path(get, path = "/api/threads/{thread_id}", tag = "threads",
+    params(("thread_id" = String, Path, description = "The thread's id")),
+    responses(
+        (status = 200, description = "The thread, with the caller's `unreadCount`", body = ThreadView),
+        (status = "default", description = "An error: `{error, message?}` with a 4xx or 5xx status", body = ErrorBody),
+    ))]
 async fn show(
     State(state): State<AppState>,
     actor: Actor,
@@ -122,13 +143,20 @@ async fn show(
     Ok(Json(view))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct Presence {
+    #[schema(value_type = Vec<String>)]
     online: Vec<UserId>,
 }
 
 /// `GET /api/threads/:id/presence` → `{online: [userId...]}`: the users with a socket in the
 /// thread's room, on any node.
+#[utoipa::path(get, path = "/api/threads/{thread_id}/presence", tag = "threads",
+    params(("thread_id" = String, Path, description = "The thread's id")),
+    responses(
+        (status = 200, description = "Who has a socket in the thread's room, on any node", body = Presence),
+        (status = "default", description = "An error: `{error, message?}` with a 4xx or 5xx status", body = ErrorBody),
+    ))]
 async fn presence(
     State(state): State<AppState>,
     actor: Actor,

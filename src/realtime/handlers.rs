@@ -31,6 +31,7 @@ use crate::{
     error::{ApiError, Result},
     fanout::ThreadEvent,
     limits::{KeyedRate, defaults},
+    metrics::Metrics,
     state::AppState,
 };
 
@@ -39,10 +40,11 @@ use crate::{
 pub struct EventRate(KeyedRate<Sid>);
 
 impl EventRate {
-    pub fn from_config(config: &Config) -> Self {
+    pub fn from_config(config: &Config, metrics: &Metrics) -> Self {
         Self(KeyedRate::new(
             config.event_rate_per_socket,
             defaults::EVENTS_PER_SOCKET,
+            metrics.refusals("events_per_socket"),
         ))
     }
 

@@ -17,8 +17,11 @@ pub mod rooms;
 pub mod transport;
 mod typing;
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
-use socketioxide::{SocketIo, adapter::Adapter};
+use prometheus_client::metrics::counter::Counter;
+use socketioxide::{SocketIo, TransportType, adapter::Adapter};
 
 pub use handlers::EventRate;
 pub use handshake::{admit_session, connect_handler};
@@ -29,6 +32,8 @@ pub use typing::Typing;
 use crate::{
     domain::{ThreadId, UserId},
     fanout::{Payload, Sink},
+    metrics::{Live, Sampler},
+    readiness::RedisLink,
 };
 
 /// What the server's lifecycle needs from the Socket.IO server, whatever its adapter.
@@ -40,7 +45,21 @@ pub trait Realtime: Send + Sync + 'static {
 
 /// The Socket.IO server: the fan-out's way to this node's sockets.
 pub struct Broadcaster<A: Adapter> {
-    pub io: SocketIo<A>,
+    io: SocketIo<A>,
+    /// Thread events written to this node's sockets.
+    deliveries: Counter,
+    /// The link to the other nodes, when there are any.
+    redis: Option<Arc<RedisLink>>,
+}
+
+impl<A: Adapter> Broadcaster<A> {
+    pub fn new(io: SocketIo<A>, deliveries: Counter, redis: Option<Arc<RedisLink>>) -> Self {
+        Self {
+            io,
+            deliveries,
+            redis,
+        }
+    }
 }
 
 #[async_trait]
@@ -48,9 +67,13 @@ impl<A: Adapter> Sink for Broadcaster<A> {
     async fn emit_local(&self, thread: &ThreadId, event: &str, payload: &Payload<'_>) {
         // socketioxide serializes once; the same packet goes to every socket in the room.
         let room = self.io.local().to(rooms::thread_room(thread));
+        // Counted from the room's local members: a lookup per socket, next to the write each
+        // of them gets.
+        let reached = room.clone().sockets().len();
         if let Err(e) = room.emit(event, payload).await {
             tracing::warn!(error = %e, event, "delivering a thread event failed");
         }
+        self.deliveries.inc_by(reached as u64);
     }
 
     async fn emit_everywhere(&self, thread: &ThreadId, event: &str, payload: &Payload<'_>) {
@@ -89,5 +112,28 @@ impl<A: Adapter> Sink for Broadcaster<A> {
 impl<A: Adapter> Realtime for Broadcaster<A> {
     async fn close(&self) {
         self.io.close().await;
+    }
+}
+
+/// What `GET /metrics` reads from the Socket.IO server when scraped: one pass over this node's
+/// sockets and rooms, nothing on the path of an event.
+#[async_trait]
+impl<A: Adapter> Sampler for Broadcaster<A> {
+    async fn sample(&self) -> Live {
+        let mut live = Live {
+            redis_up: self.redis.as_ref().map(|link| link.is_up()),
+            ..Live::default()
+        };
+        for socket in self.io.sockets() {
+            match socket.transport_type() {
+                TransportType::Polling => live.sockets_polling += 1,
+                TransportType::Websocket => live.sockets_websocket += 1,
+            }
+        }
+        live.rooms = match self.io.local().rooms().await {
+            Ok(rooms) => rooms.iter().filter(|r| rooms::is_thread_room(r)).count() as i64,
+            Err(_) => 0,
+        };
+        live
     }
 }

@@ -152,6 +152,10 @@ fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
 
 #[async_trait]
 impl Store for MemoryStore {
+    fn backend(&self) -> &'static str {
+        "memory"
+    }
+
     async fn ping(&self) -> StoreResult<()> {
         Ok(())
     }

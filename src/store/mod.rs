@@ -14,9 +14,11 @@ use crate::domain::{
 
 pub mod memory;
 pub mod sql;
+mod timed;
 
 pub use memory::MemoryStore;
 pub use sql::SqlStore;
+pub use timed::timed;
 
 /// Where a window of an ordered list starts.
 ///
@@ -96,6 +98,9 @@ pub async fn open(database_url: Option<&str>) -> StoreResult<std::sync::Arc<dyn 
 
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
+    /// The engine's name, as metrics label it: `memory`, `sqlite` or `postgres`.
+    fn backend(&self) -> &'static str;
+
     /// Whether the backend answers now (a round trip to the database), for `/readyz`.
     async fn ping(&self) -> StoreResult<()>;
 
@@ -127,11 +132,11 @@ pub trait Store: Send + Sync + 'static {
 
     async fn message(&self, thread: &ThreadId, id: &MessageId) -> StoreResult<Message>;
 
-    /// Stores an edited or deleted message (same id, same position). The caller has checked
-    /// who may change it; `changed_at()` of the new state must be set.
     /// The message at position `seq` (1-based) of the thread, if there is one.
     async fn message_at(&self, thread: &ThreadId, seq: u64) -> StoreResult<Option<Message>>;
 
+    /// Stores an edited or deleted message (same id, same position). The caller has checked
+    /// who may change it; `changed_at()` of the new state must be set.
     async fn replace_message(&self, message: Message) -> StoreResult<()>;
 
     /// The messages at or before `until` whose last edit or deletion happened at or after

@@ -386,6 +386,10 @@ fn page_limit(limit: usize) -> i64 {
 
 #[async_trait]
 impl Store for SqlStore {
+    fn backend(&self) -> &'static str {
+        if self.sqlite { "sqlite" } else { "postgres" }
+    }
+
     async fn ping(&self) -> StoreResult<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())

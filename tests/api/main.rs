@@ -16,6 +16,8 @@ mod garbage_wire;
 mod hardening;
 mod idempotency;
 mod limits;
+mod metrics;
+mod openapi;
 mod pagination;
 mod presence_wire;
 mod readme_demo;

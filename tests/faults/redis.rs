@@ -85,6 +85,22 @@ async fn ready(http: &reqwest::Client, node: &Target) -> (u16, Value) {
     (status, reply.json().await.unwrap_or(Value::Null))
 }
 
+/// The node's `threadline_redis_up` gauge, as `/metrics` shows it.
+async fn redis_up(http: &reqwest::Client, node: &Target) -> String {
+    let text = http
+        .get(format!("{}/metrics", node.url()))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|line| line.strip_prefix("threadline_redis_up "))
+        .unwrap_or_else(|| panic!("no threadline_redis_up in {text}"))
+        .to_owned()
+}
+
 /// Waits until `/readyz` answers `status`, up to `within`; the answer.
 async fn until_ready(
     http: &reqwest::Client,
@@ -204,9 +220,11 @@ async fn nodes_heal_after_redis_restarts_under_them() {
     .await;
     assert_eq!(got, std::slice::from_ref(&first));
 
+    assert_eq!(redis_up(&http, &a).await, "1");
     drop(redis);
     let body = until_ready(&http, &a, 503, Duration::from_secs(5)).await;
     assert_eq!(body, json!({"status": "not_ready", "failing": ["redis"]}));
+    assert_eq!(redis_up(&http, &a).await, "0");
 
     // Posts on both nodes while Redis is down: each node still serves its own clients.
     let mut during = Vec::new();
@@ -229,6 +247,7 @@ async fn nodes_heal_after_redis_restarts_under_them() {
     for n in [&a, &b] {
         until_ready(&http, n, 200, Duration::from_secs(5)).await;
     }
+    assert_eq!(redis_up(&http, &a).await, "1");
     // Everything crosses nodes again: messages, presence, typing.
     let after = post(&http, &b, &thread, "after").await;
     let (got, _) = receive(

@@ -7,8 +7,7 @@ import { promisify } from "node:util";
 import { writeFileSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { chromium } from "playwright-core";
-import { ROOT, startServer, createThread, postMessage, api, signToken } from "./harness.mjs";
+import { ROOT, startServer, createThread, postMessage, api, signToken, launchChromium } from "./harness.mjs";
 
 const run = promisify(execFile);
 const EXAMPLES = join(ROOT, "client-examples");
@@ -46,13 +45,7 @@ test("polling client: uploads, polls status until ready, downloads identical byt
 test("browser page: loads history, shows live messages, posts", async () => {
   const threadId = await createThread(server, ["web-user", "other"]);
   const earlier = await postMessage(server, threadId, "from before the page loaded");
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-    args: [
-      "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    ],
-  });
+  const browser = await launchChromium();
   try {
     const page = await browser.newPage();
     const errors = [];
