@@ -20,7 +20,7 @@ use crate::{
     fanout::Sink,
     http,
     realtime::{
-        self, Broadcaster, EventRate, Identities, Presence, Realtime, Typing, peers::Peers,
+        self, Admin, Broadcaster, EventRate, Identities, Presence, Realtime, Typing, peers::Peers,
         redis::HealingDriver, transport::SessionRequest,
     },
     state::AppState,
@@ -68,11 +68,17 @@ impl App {
         typing.expire_periodically();
         let identities = Arc::new(Identities::default());
         let presence = Arc::new(Presence::new(Arc::clone(&identities)));
+        let admin = Arc::new(Admin::from_config(
+            config,
+            &state.metrics,
+            Arc::clone(&state.limits),
+        ));
         let builder = socket_io_builder(config)
             .with_state(state.clone())
             .with_state(identities)
             .with_state(typing)
             .with_state(presence)
+            .with_state(Arc::clone(&admin))
             .with_state(event_rate(config, &state.metrics));
         let fanout = state.chat.fanout();
         let deliveries = state.metrics.deliveries.clone();
@@ -80,6 +86,10 @@ impl App {
             None => {
                 let (layer, io) = builder.build_layer();
                 io.ns("/", realtime::connect_handler());
+                if admin.is_on() {
+                    io.ns(realtime::admin::NAMESPACE, realtime::admin::handler());
+                    admin.attach(&io, Arc::clone(&state.metrics));
+                }
                 let broadcaster = Arc::new(Broadcaster::new(io, deliveries, None));
                 fanout.attach(broadcaster.clone() as Arc<dyn Sink>, None);
                 state.metrics.sample_with(broadcaster.clone());
@@ -97,6 +107,12 @@ impl App {
                 io.ns("/", realtime::connect_handler())
                     .await
                     .map_err(|e| io::Error::other(format!("Redis adapter: {e}")))?;
+                if admin.is_on() {
+                    io.ns(realtime::admin::NAMESPACE, realtime::admin::handler())
+                        .await
+                        .map_err(|e| io::Error::other(format!("Redis adapter: {e}")))?;
+                    admin.attach(&io, Arc::clone(&state.metrics));
+                }
                 let peers = Peers::new(&client).map_err(io::Error::other)?;
                 peers.listen(client, Arc::clone(fanout));
                 let broadcaster = Arc::new(Broadcaster::new(io, deliveries, state.redis.clone()));

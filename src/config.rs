@@ -210,6 +210,36 @@ pub struct Config {
     /// Pending-connection queue length of the listening socket.
     #[arg(long, env = "THREADLINE_BACKLOG", default_value_t = 1024)]
     pub backlog: u32,
+
+    /// Serve the Socket.IO Admin UI's server side (namespace `/admin`): the official UI
+    /// (admin.socket.io, or /admin-ui/ when `@socket.io/admin-ui` is installed in the demo
+    /// directory) then shows this node, its sockets, rooms and events. Needs
+    /// --admin-ui-password-hash.
+    #[arg(long, env = "THREADLINE_ADMIN_UI", value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::SetTrue)]
+    pub admin_ui: bool,
+
+    /// `development` also streams every socket, room change and received event to the UI;
+    /// `production` sends only the periodic server statistics.
+    #[arg(long, env = "THREADLINE_ADMIN_UI_MODE", value_enum, default_value_t = AdminUiMode::Development)]
+    pub admin_ui_mode: AdminUiMode,
+
+    /// The Admin UI's login name.
+    #[arg(long, env = "THREADLINE_ADMIN_UI_USERNAME", default_value = "admin")]
+    pub admin_ui_username: String,
+
+    /// The bcrypt hash of the Admin UI's password (`$2b$12$…`; e.g. `htpasswd -nbBC 12 "" pw`).
+    #[arg(long, env = "THREADLINE_ADMIN_UI_PASSWORD_HASH")]
+    pub admin_ui_password_hash: Option<String>,
+
+    /// Let the Admin UI look only: no join, leave, disconnect or emit.
+    #[arg(long, env = "THREADLINE_ADMIN_UI_READONLY", value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::SetTrue)]
+    pub admin_ui_readonly: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AdminUiMode {
+    Development,
+    Production,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -228,6 +258,15 @@ impl Config {
     pub fn validate(&self) -> Result<(), &'static str> {
         if self.jwt_secret.is_some() && self.jwt_public_key.is_some() {
             return Err("configure either --jwt-secret or --jwt-public-key, not both");
+        }
+        if self.admin_ui {
+            match &self.admin_ui_password_hash {
+                None => return Err("--admin-ui needs --admin-ui-password-hash (a bcrypt hash)"),
+                Some(hash) if bcrypt::HashParts::from_str(hash).is_err() => {
+                    return Err("--admin-ui-password-hash is not a bcrypt hash");
+                }
+                Some(_) => {}
+            }
         }
         if self.replay_limit >= self.socket_buffer {
             return Err(

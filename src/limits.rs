@@ -454,6 +454,12 @@ impl Limits {
         if !self.uses_ip() {
             return None;
         }
+        self.address_of(headers, extensions)
+    }
+
+    /// The client's address (from `--client-ip-header` when configured), whether or not any
+    /// limit counts by address.
+    pub fn address_of(&self, headers: &HeaderMap, extensions: &Extensions) -> Option<IpAddr> {
         if let Some(name) = &self.client_ip_header {
             return headers
                 .get_all(name)

@@ -105,7 +105,8 @@ pub async fn serve(
     let write_timeout = Duration::from_millis(config.ping_timeout_ms);
     // Engine.IO keeps each session's request for its lifetime: only carry the peer's address
     // when a limit needs it.
-    let with_peer = app.state.limits.uses_ip();
+    // The Admin UI shows each socket's address.
+    let with_peer = app.state.limits.uses_ip() || app.state.config.admin_ui;
     let connections = TaskTracker::new();
     let closing = CancellationToken::new();
     let mut shutdown = pin!(shutdown);

@@ -2,6 +2,7 @@
 //! cross-cutting layers (request logging, body limits, JSON 404/405).
 
 pub mod accounts;
+mod admin_ui;
 pub mod conversations;
 pub mod error;
 pub mod extract;
@@ -83,6 +84,13 @@ pub fn router(state: AppState) -> Router {
             ),
         )
         .nest_service("/demo", ServeDir::new(config.demo_dir.join("browser")))
+        .merge(match config.admin_ui {
+            true => Router::new().nest_service(
+                "/admin-ui",
+                admin_ui::service(admin_ui::dist(&config.demo_dir)),
+            ),
+            false => Router::new(),
+        })
         .fallback(|| async { ApiError::NotFound("not_found") })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(axum::middleware::from_fn_with_state(

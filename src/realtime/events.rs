@@ -39,6 +39,20 @@ pub const PRESENCE: &str = "presence";
 /// `{ok: true, messageId}` (the position afterwards).
 pub const THREAD_READ: &str = "thread:read";
 
+/// Whether `event` is one the product sends its clients: nobody else may send it to them.
+pub fn is_product_event(event: &str) -> bool {
+    use crate::fanout::{MESSAGE_DELETED, MESSAGE_NEW, MESSAGE_UPDATED, RECEIPT};
+    [
+        MESSAGE_NEW,
+        MESSAGE_UPDATED,
+        MESSAGE_DELETED,
+        RECEIPT,
+        TYPING,
+        PRESENCE,
+    ]
+    .contains(&event)
+}
+
 /// `typing`'s payload.
 #[derive(Debug, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -16,6 +16,7 @@ use socketioxide::{
 
 use super::{
     Identities, Typing,
+    admin::Admin,
     events::{
         self, Ack, MESSAGE_SEND, THREAD_JOIN, THREAD_LEAVE, THREAD_READ, TYPING, TypingPayload,
     },
@@ -84,6 +85,7 @@ async fn on_event<A: Adapter>(
     State(typing): State<Arc<Typing>>,
     State(presence): State<Arc<Presence>>,
     State(rate): State<Arc<EventRate>>,
+    State(admin): State<Arc<Admin>>,
     TryData(payload): TryData<Value>,
     ack: AckSender<A>,
 ) {
@@ -95,6 +97,7 @@ async fn on_event<A: Adapter>(
         return;
     }
     let payload = payload.ok();
+    admin.received(socket.id, &event, payload.as_ref());
     let socket = Socket {
         actor: actor(&socket, &state, &identities),
         socket,
@@ -102,6 +105,7 @@ async fn on_event<A: Adapter>(
         identities,
         typing,
         presence,
+        admin,
     };
     match event.as_str() {
         THREAD_JOIN => socket.join(payload, ack).await,
@@ -154,6 +158,7 @@ struct Socket<A: Adapter> {
     identities: Arc<Identities>,
     typing: Arc<Typing>,
     presence: Arc<Presence>,
+    admin: Arc<Admin>,
 }
 
 impl<A: Adapter> Socket<A> {
@@ -173,10 +178,13 @@ impl<A: Adapter> Socket<A> {
     async fn join(&self, payload: Option<Value>, ack: AckSender<A>) {
         let entered = self.enter(payload).await;
         let thread = entered.as_ref().ok().map(|(thread, _)| thread.clone());
-        if reply(ack, entered.map(|(_, body)| body))
-            && let Some(thread) = thread
-            && self.identities.get(self.socket.id).is_some()
-        {
+        if !reply(ack, entered.map(|(_, body)| body)) {
+            return;
+        }
+        let Some(thread) = thread else { return };
+        self.admin
+            .room(self.socket.id, &rooms::thread_room(&thread), true);
+        if self.identities.get(self.socket.id).is_some() {
             self.identities.joined(self.socket.id, &thread);
             self.presence.changed(&self.socket, &thread);
         }
@@ -234,8 +242,11 @@ impl<A: Adapter> Socket<A> {
         let socket = &self.socket;
         let room = rooms::thread_room(&thread);
         let was_in = socket.rooms().iter().any(|r| *r == room);
-        socket.leave(room);
+        socket.leave(room.clone());
         reply(ack, Ok(Ack::ok()));
+        if was_in {
+            self.admin.room(socket.id, &room, false);
+        }
         if was_in && let Some(user) = self.identities.get(socket.id) {
             self.identities.left(socket.id, &thread);
             if self.typing.stop(&thread, &user) {

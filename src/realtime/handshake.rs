@@ -8,9 +8,10 @@ use socketioxide::{
     adapter::Adapter,
     extract::{SocketRef, State, TryData},
     handler::ConnectHandler,
+    socket::DisconnectReason,
 };
 
-use super::{Identities, handlers, rooms};
+use super::{Identities, admin::Admin, handlers, rooms};
 use crate::{domain::UserId, error::ApiError, limits::SessionRefused, state::AppState};
 
 /// Why a handshake is refused (socket.io-client's `connect_error`).
@@ -18,13 +19,25 @@ use crate::{domain::UserId, error::ApiError, limits::SessionRefused, state::AppS
 #[error("{0}")]
 pub struct Refused(&'static str);
 
+impl Refused {
+    pub fn new(code: &'static str) -> Self {
+        Self(code)
+    }
+}
+
 /// The default namespace's connect handler, with its event handlers registered by a middleware.
-pub fn connect_handler<A: Adapter>() -> impl ConnectHandler<A, (SocketRef<A>,)> {
+pub fn connect_handler<A: Adapter>()
+-> impl ConnectHandler<A, (SocketRef<A>, State<Arc<Admin>>, State<Arc<Identities>>)> {
     on_connect::<A>.with(admit::<A>)
 }
 
-async fn on_connect<A: Adapter>(socket: SocketRef<A>) {
+async fn on_connect<A: Adapter>(
+    socket: SocketRef<A>,
+    State(admin): State<Arc<Admin>>,
+    State(identities): State<Arc<Identities>>,
+) {
     tracing::debug!(sid = %socket.id, "socket connected");
+    admin.connected(&socket, &identities);
 }
 
 /// Event handlers are registered in a connect *middleware*, which runs before the CONNECT
@@ -44,6 +57,7 @@ async fn admit<A: Adapter>(
     socket: SocketRef<A>,
     State(state): State<AppState>,
     State(identities): State<Arc<Identities>>,
+    State(admin): State<Arc<Admin>>,
     TryData(auth): TryData<Value>,
 ) -> Result<(), Refused> {
     let limits = &state.limits;
@@ -95,12 +109,15 @@ async fn admit<A: Adapter>(
         socket.join(rooms::user_room(&user));
         identities.insert(socket.id, user);
     }
-    if identified || slot.is_some() {
+    if identified || slot.is_some() || admin.wants_disconnects() {
         socket.on_disconnect(
             move |socket: SocketRef<A>,
+                  reason: DisconnectReason,
                   identities: State<Arc<Identities>>,
                   typing,
-                  presence| async move {
+                  presence,
+                  State(admin): State<Arc<Admin>>| async move {
+                admin.disconnected(socket.id, reason);
                 handlers::on_disconnect(socket, identities, typing, presence).await;
                 drop(slot);
             },

@@ -6,6 +6,7 @@
 //! Handlers are generic over socketioxide's adapter, so the same code runs with the in-process
 //! adapter (one node) and the Redis adapter (several nodes).
 
+pub mod admin;
 pub mod events;
 mod handlers;
 mod handshake;
@@ -23,6 +24,7 @@ use async_trait::async_trait;
 use prometheus_client::metrics::counter::Counter;
 use socketioxide::{SocketIo, TransportType, adapter::Adapter};
 
+pub use admin::Admin;
 pub use handlers::EventRate;
 pub use handshake::{admit_session, connect_handler};
 pub use identities::Identities;

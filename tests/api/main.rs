@@ -6,6 +6,7 @@
 mod helpers;
 
 mod accounts;
+mod admin_ui;
 mod auth;
 mod bad_input;
 mod bench_data;
