@@ -2,7 +2,6 @@
 //! cross-cutting layers (request logging, body limits, JSON 404/405).
 
 pub mod accounts;
-mod admin_ui;
 pub mod conversations;
 pub mod error;
 pub mod extract;
@@ -11,6 +10,7 @@ pub mod health;
 pub mod messages;
 pub mod metrics;
 mod openapi;
+mod pages;
 pub mod threads;
 
 use std::time::Duration;
@@ -22,9 +22,7 @@ use axum::{
     response::Response,
 };
 use tower_http::{
-    services::{ServeDir, ServeFile},
-    set_header::SetResponseHeaderLayer,
-    timeout::RequestBodyTimeoutLayer,
+    services::ServeFile, set_header::SetResponseHeaderLayer, timeout::RequestBodyTimeoutLayer,
     trace::TraceLayer,
 };
 use tracing::Span;
@@ -77,17 +75,13 @@ pub fn router(state: AppState) -> Router {
         .merge(SwaggerUi::new("/docs").url("/openapi.json", document))
         .route_service(
             "/demo/vendor/socket.io.min.js",
-            ServeFile::new(
-                config
-                    .demo_dir
-                    .join("node_modules/socket.io-client/dist/socket.io.min.js"),
-            ),
+            ServeFile::new(pages::demo_bundle(&config.demo_dir)),
         )
-        .nest_service("/demo", ServeDir::new(config.demo_dir.join("browser")))
+        .nest_service("/demo", pages::demo(&config.demo_dir))
         .merge(match config.admin_ui {
             true => Router::new().nest_service(
                 "/admin-ui",
-                admin_ui::service(admin_ui::dist(&config.demo_dir)),
+                pages::admin_ui(pages::admin_ui_dist(&config.demo_dir)),
             ),
             false => Router::new(),
         })

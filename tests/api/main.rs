@@ -19,6 +19,7 @@ mod idempotency;
 mod limits;
 mod metrics;
 mod openapi;
+mod pages;
 mod pagination;
 mod presence_wire;
 mod readme_demo;

@@ -103,7 +103,7 @@ fn no_route_is_registered_outside_the_document() {
         extra,
         [
             ".route_service(",
-            r#".nest_service("/demo", ServeDir::new(config.demo_dir.join("browser")))"#,
+            r#".nest_service("/demo", pages::demo(&config.demo_dir))"#,
             "true => Router::new().nest_service(",
         ],
         "a route outside the documented API"
