@@ -92,10 +92,15 @@ async fn a_scrape_counts_posts_deliveries_requests_refusals_and_replays() {
         value(r#"threadline_http_request_duration_seconds_count{route="/api/threads"}"#),
         1.0
     );
+    let backend = match std::env::var("THREADLINE_TEST_DATABASE").as_deref() {
+        Ok("sqlite") => "sqlite",
+        Ok(url) if url.starts_with("postgres") => "postgres",
+        _ => "memory",
+    };
     assert!(
-        value(
-            r#"threadline_store_operation_duration_seconds_count{operation="append_message",backend="memory"}"#
-        ) >= 3.0
+        value(&format!(
+            r#"threadline_store_operation_duration_seconds_count{{operation="append_message",backend="{backend}"}}"#
+        )) >= 3.0
     );
     assert_eq!(value("threadline_replay_messages_count"), 1.0);
     assert_eq!(value("threadline_replay_messages_sum"), 3.0);
