@@ -55,6 +55,8 @@ struct On {
     password_hash: String,
     /// Logins per client address: bcrypt is slow on purpose, so guesses are rationed.
     logins: KeyedRate<IpAddr>,
+    /// Password checks running at once, whatever the addresses: they never take every core.
+    checking: tokio::sync::Semaphore,
     sessions: DashMap<String, Instant>,
     /// A password login's new session id, sent once the socket is connected.
     issued: DashMap<Sid, String>,
@@ -372,6 +374,7 @@ impl Admin {
             username: config.admin_ui_username.clone(),
             password_hash: config.admin_ui_password_hash.clone().unwrap_or_default(),
             logins: KeyedRate::from_rate(Some(Rate::new(10, 60)), metrics.refusals("admin_logins")),
+            checking: tokio::sync::Semaphore::new(2),
             sessions: DashMap::new(),
             issued: DashMap::new(),
             since: DashMap::new(),
@@ -572,11 +575,15 @@ pub async fn authenticate<A: Adapter>(
         .unwrap_or_default()
         .to_owned();
     let hash = on.password_hash.clone();
-    let matches = username == on.username
-        && tokio::task::spawn_blocking(move || bcrypt::verify(password, &hash).unwrap_or(false))
+    let Ok(_checking) = on.checking.try_acquire() else {
+        return Err(Refused::new("rate_limited"));
+    };
+    // The hash is checked whatever the name, so timing does not tell which names exist.
+    let password_matches =
+        tokio::task::spawn_blocking(move || bcrypt::verify(password, &hash).unwrap_or(false))
             .await
             .unwrap_or(false);
-    if !matches {
+    if !(password_matches && username == on.username) {
         return Err(Refused::new("invalid credentials"));
     }
     let session = uuid::Uuid::new_v4().simple().to_string();
