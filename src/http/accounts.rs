@@ -70,7 +70,8 @@ struct ListQuery {
     params(ListQuery),
     responses(
         (status = 200, description = "Accounts in creation order", body = AccountList),
-        (status = "default", description = "An error: `{error, message?}` with a 4xx or 5xx status", body = ErrorBody),
+        (status = 400, description = "`invalid_cursor`, `invalid_query`", body = ErrorBody),
+        (status = "default", description = "Any other error, `{error, message?}`: 401 `unauthorized`, `invalid_token`, `token_expired` (`jwt` mode); 413 `payload_too_large`; 415 `unsupported_media_type`; 503 `store_unavailable` with `Retry-After`; 507 `insufficient_storage`", body = ErrorBody),
     ))]
 async fn list(
     State(state): State<AppState>,
@@ -129,7 +130,8 @@ struct CreateAccount {
     responses(
         (status = 201, description = "Created", body = AccountView),
         (status = 200, description = "`jwt` mode: the caller's account, renamed", body = AccountView),
-        (status = "default", description = "An error: `{error, message?}` with a 4xx or 5xx status", body = ErrorBody),
+        (status = 400, description = "`invalid_json`, `invalid_name`", body = ErrorBody),
+        (status = "default", description = "Any other error, `{error, message?}`: 401 `unauthorized`, `invalid_token`, `token_expired` (`jwt` mode); 413 `payload_too_large`; 415 `unsupported_media_type`; 503 `store_unavailable` with `Retry-After`; 507 `insufficient_storage`", body = ErrorBody),
     ))]
 async fn create(
     State(state): State<AppState>,
@@ -166,7 +168,9 @@ async fn create(
     params(("account_id" = String, Path, description = "The account's id")),
     responses(
         (status = 200, description = "The account", body = AccountView),
-        (status = "default", description = "An error: `{error, message?}` with a 4xx or 5xx status", body = ErrorBody),
+        (status = 403, description = "`not_your_account` (`jwt` mode)", body = ErrorBody),
+        (status = 404, description = "`account_not_found`", body = ErrorBody),
+        (status = "default", description = "Any other error, `{error, message?}`: 401 `unauthorized`, `invalid_token`, `token_expired` (`jwt` mode); 413 `payload_too_large`; 415 `unsupported_media_type`; 503 `store_unavailable` with `Retry-After`; 507 `insufficient_storage`", body = ErrorBody),
     ))]
 async fn show(
     State(state): State<AppState>,

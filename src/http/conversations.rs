@@ -137,7 +137,10 @@ async fn conversation_view(
     params(("account_id" = String, Path, description = "The account's id"), PageParams),
     responses(
         (status = 200, description = "The account's conversations, most recently active first", body = Paginated<ConversationView>),
-        (status = "default", description = "An error: `{error, message?}` with a 4xx or 5xx status", body = ErrorBody),
+        (status = 400, description = "`invalid_page_size`, `invalid_cursor`", body = ErrorBody),
+        (status = 403, description = "`not_your_account` (`jwt` mode)", body = ErrorBody),
+        (status = 404, description = "`account_not_found`", body = ErrorBody),
+        (status = "default", description = "Any other error, `{error, message?}`: 401 `unauthorized`, `invalid_token`, `token_expired` (`jwt` mode); 413 `payload_too_large`; 415 `unsupported_media_type`; 503 `store_unavailable` with `Retry-After`; 507 `insufficient_storage`", body = ErrorBody),
     ))]
 async fn list(
     State(state): State<AppState>,
@@ -182,7 +185,11 @@ struct WithParams {
     responses(
         (status = 201, description = "A new conversation", body = ConversationView),
         (status = 200, description = "The existing conversation between the two", body = ConversationView),
-        (status = "default", description = "An error: `{error, message?}` with a 4xx or 5xx status", body = ErrorBody),
+        (status = 400, description = "`missing_with`, `invalid_with`", body = ErrorBody),
+        (status = 403, description = "`not_your_account` (`jwt` mode)", body = ErrorBody),
+        (status = 404, description = "`account_not_found`", body = ErrorBody),
+        (status = 429, description = "`rate_limited` (threads per user and per address)", body = ErrorBody),
+        (status = "default", description = "Any other error, `{error, message?}`: 401 `unauthorized`, `invalid_token`, `token_expired` (`jwt` mode); 413 `payload_too_large`; 415 `unsupported_media_type`; 503 `store_unavailable` with `Retry-After`; 507 `insufficient_storage`", body = ErrorBody),
     ))]
 async fn create(
     State(state): State<AppState>,
@@ -225,7 +232,9 @@ async fn create(
     params(("account_id" = String, Path, description = "The account's id"), ("conversation_id" = String, Path, description = "The conversation's (thread's) id")),
     responses(
         (status = 200, description = "The conversation", body = ConversationView),
-        (status = "default", description = "An error: `{error, message?}` with a 4xx or 5xx status", body = ErrorBody),
+        (status = 403, description = "`not_your_account`, `not_a_participant`", body = ErrorBody),
+        (status = 404, description = "`account_not_found`, `conversation_not_found`", body = ErrorBody),
+        (status = "default", description = "Any other error, `{error, message?}`: 401 `unauthorized`, `invalid_token`, `token_expired` (`jwt` mode); 413 `payload_too_large`; 415 `unsupported_media_type`; 503 `store_unavailable` with `Retry-After`; 507 `insufficient_storage`", body = ErrorBody),
     ))]
 async fn show(
     State(state): State<AppState>,
@@ -243,7 +252,10 @@ async fn show(
     params(("account_id" = String, Path, description = "The account's id"), ("conversation_id" = String, Path, description = "The conversation's (thread's) id"), PageParams),
     responses(
         (status = 200, description = "A page of the conversation's messages", body = Paginated<ChatMessageView>),
-        (status = "default", description = "An error: `{error, message?}` with a 4xx or 5xx status", body = ErrorBody),
+        (status = 400, description = "`invalid_page_size`, `invalid_cursor`", body = ErrorBody),
+        (status = 403, description = "`not_your_account`, `not_a_participant`", body = ErrorBody),
+        (status = 404, description = "`account_not_found`, `conversation_not_found`", body = ErrorBody),
+        (status = "default", description = "Any other error, `{error, message?}`: 401 `unauthorized`, `invalid_token`, `token_expired` (`jwt` mode); 413 `payload_too_large`; 415 `unsupported_media_type`; 503 `store_unavailable` with `Retry-After`; 507 `insufficient_storage`", body = ErrorBody),
     ))]
 async fn list_messages(
     State(state): State<AppState>,
@@ -287,7 +299,11 @@ struct PostText {
     responses(
         (status = 201, description = "Sent, and broadcast as `message:new`", body = ChatMessageView),
         (status = 200, description = "A retry: the original message", body = ChatMessageView),
-        (status = "default", description = "An error: `{error, message?}` with a 4xx or 5xx status", body = ErrorBody),
+        (status = 400, description = "`invalid_json`, `invalid_text`, `empty_message`, `message_too_long`, `invalid_client_message_id`", body = ErrorBody),
+        (status = 403, description = "`not_your_account`, `not_a_participant`", body = ErrorBody),
+        (status = 404, description = "`account_not_found`, `conversation_not_found`", body = ErrorBody),
+        (status = 429, description = "`rate_limited` (posts per user and per address)", body = ErrorBody),
+        (status = "default", description = "Any other error, `{error, message?}`: 401 `unauthorized`, `invalid_token`, `token_expired` (`jwt` mode); 413 `payload_too_large`; 415 `unsupported_media_type`; 503 `store_unavailable` with `Retry-After`; 507 `insufficient_storage`", body = ErrorBody),
     ))]
 async fn post_message(
     State(state): State<AppState>,
@@ -335,7 +351,10 @@ async fn post_message(
     params(("account_id" = String, Path, description = "The account's id"), PageParams),
     responses(
         (status = 200, description = "The account's conversations, most recently active first", body = Paginated<ConversationView>),
-        (status = "default", description = "An error: `{error, message?}` with a 4xx or 5xx status", body = ErrorBody),
+        (status = 400, description = "`invalid_page_size`, `invalid_cursor`", body = ErrorBody),
+        (status = 403, description = "`not_your_account` (`jwt` mode)", body = ErrorBody),
+        (status = 404, description = "`account_not_found`", body = ErrorBody),
+        (status = "default", description = "Any other error, `{error, message?}`: 401 `unauthorized`, `invalid_token`, `token_expired` (`jwt` mode); 413 `payload_too_large`; 415 `unsupported_media_type`; 503 `store_unavailable` with `Retry-After`; 507 `insufficient_storage`", body = ErrorBody),
     ))]
 async fn list_short(
     state: State<AppState>,
@@ -351,7 +370,11 @@ async fn list_short(
     responses(
         (status = 201, description = "A new conversation", body = ConversationView),
         (status = 200, description = "The existing conversation between the two", body = ConversationView),
-        (status = "default", description = "An error: `{error, message?}` with a 4xx or 5xx status", body = ErrorBody),
+        (status = 400, description = "`missing_with`, `invalid_with`", body = ErrorBody),
+        (status = 403, description = "`not_your_account` (`jwt` mode)", body = ErrorBody),
+        (status = 404, description = "`account_not_found`", body = ErrorBody),
+        (status = 429, description = "`rate_limited` (threads per user and per address)", body = ErrorBody),
+        (status = "default", description = "Any other error, `{error, message?}`: 401 `unauthorized`, `invalid_token`, `token_expired` (`jwt` mode); 413 `payload_too_large`; 415 `unsupported_media_type`; 503 `store_unavailable` with `Retry-After`; 507 `insufficient_storage`", body = ErrorBody),
     ))]
 async fn create_short(
     state: State<AppState>,
@@ -366,7 +389,9 @@ async fn create_short(
     params(("account_id" = String, Path, description = "The account's id"), ("conversation_id" = String, Path, description = "The conversation's (thread's) id")),
     responses(
         (status = 200, description = "The conversation", body = ConversationView),
-        (status = "default", description = "An error: `{error, message?}` with a 4xx or 5xx status", body = ErrorBody),
+        (status = 403, description = "`not_your_account`, `not_a_participant`", body = ErrorBody),
+        (status = 404, description = "`account_not_found`, `conversation_not_found`", body = ErrorBody),
+        (status = "default", description = "Any other error, `{error, message?}`: 401 `unauthorized`, `invalid_token`, `token_expired` (`jwt` mode); 413 `payload_too_large`; 415 `unsupported_media_type`; 503 `store_unavailable` with `Retry-After`; 507 `insufficient_storage`", body = ErrorBody),
     ))]
 async fn show_short(
     state: State<AppState>,
@@ -380,7 +405,10 @@ async fn show_short(
     params(("account_id" = String, Path, description = "The account's id"), ("conversation_id" = String, Path, description = "The conversation's (thread's) id"), PageParams),
     responses(
         (status = 200, description = "A page of the conversation's messages", body = Paginated<ChatMessageView>),
-        (status = "default", description = "An error: `{error, message?}` with a 4xx or 5xx status", body = ErrorBody),
+        (status = 400, description = "`invalid_page_size`, `invalid_cursor`", body = ErrorBody),
+        (status = 403, description = "`not_your_account`, `not_a_participant`", body = ErrorBody),
+        (status = 404, description = "`account_not_found`, `conversation_not_found`", body = ErrorBody),
+        (status = "default", description = "Any other error, `{error, message?}`: 401 `unauthorized`, `invalid_token`, `token_expired` (`jwt` mode); 413 `payload_too_large`; 415 `unsupported_media_type`; 503 `store_unavailable` with `Retry-After`; 507 `insufficient_storage`", body = ErrorBody),
     ))]
 async fn list_messages_short(
     state: State<AppState>,
@@ -397,7 +425,11 @@ async fn list_messages_short(
     responses(
         (status = 201, description = "Sent, and broadcast as `message:new`", body = ChatMessageView),
         (status = 200, description = "A retry: the original message", body = ChatMessageView),
-        (status = "default", description = "An error: `{error, message?}` with a 4xx or 5xx status", body = ErrorBody),
+        (status = 400, description = "`invalid_json`, `invalid_text`, `empty_message`, `message_too_long`, `invalid_client_message_id`", body = ErrorBody),
+        (status = 403, description = "`not_your_account`, `not_a_participant`", body = ErrorBody),
+        (status = 404, description = "`account_not_found`, `conversation_not_found`", body = ErrorBody),
+        (status = 429, description = "`rate_limited` (posts per user and per address)", body = ErrorBody),
+        (status = "default", description = "Any other error, `{error, message?}`: 401 `unauthorized`, `invalid_token`, `token_expired` (`jwt` mode); 413 `payload_too_large`; 415 `unsupported_media_type`; 503 `store_unavailable` with `Retry-After`; 507 `insufficient_storage`", body = ErrorBody),
     ))]
 async fn post_message_short(
     state: State<AppState>,

@@ -66,7 +66,10 @@ fn multipart_error(e: MultipartError) -> ApiError {
     request_body(content = UploadForm, content_type = "multipart/form-data"),
     responses(
         (status = 201, description = "Received; `status` turns `ready` once stored", body = FileView),
-        (status = "default", description = "An error: `{error, message?}` with a 4xx or 5xx status", body = ErrorBody),
+        (status = 400, description = "`missing_file`, `invalid_multipart`", body = ErrorBody),
+        (status = 413, description = "`payload_too_large` (over `--max-upload-bytes`)", body = ErrorBody),
+        (status = 429, description = "`rate_limited` (uploads per user and per address)", body = ErrorBody),
+        (status = "default", description = "Any other error, `{error, message?}`: 401 `unauthorized`, `invalid_token`, `token_expired` (`jwt` mode); 413 `payload_too_large`; 415 `unsupported_media_type`; 503 `store_unavailable` with `Retry-After`; 507 `insufficient_storage`", body = ErrorBody),
     ))]
 async fn upload(
     State(state): State<AppState>,
@@ -152,7 +155,8 @@ async fn visible_file(state: &AppState, actor: &Actor, raw_id: &str) -> Result<F
     params(("file_id" = String, Path, description = "The file's id")),
     responses(
         (status = 200, description = "The file's record", body = FileView),
-        (status = "default", description = "An error: `{error, message?}` with a 4xx or 5xx status", body = ErrorBody),
+        (status = 404, description = "`not_found`: unknown, or not visible to the caller", body = ErrorBody),
+        (status = "default", description = "Any other error, `{error, message?}`: 401 `unauthorized`, `invalid_token`, `token_expired` (`jwt` mode); 413 `payload_too_large`; 415 `unsupported_media_type`; 503 `store_unavailable` with `Retry-After`; 507 `insufficient_storage`", body = ErrorBody),
     ))]
 async fn status(
     State(state): State<AppState>,
@@ -168,7 +172,9 @@ async fn status(
     params(("file_id" = String, Path, description = "The file's id")),
     responses(
         (status = 200, description = "The bytes: raster images and plain text inline, anything else as an `application/octet-stream` attachment; always with `Content-Security-Policy: sandbox`"),
-        (status = "default", description = "An error: `{error, message?}` with a 4xx or 5xx status", body = ErrorBody),
+        (status = 404, description = "`not_found`: unknown, or not visible to the caller", body = ErrorBody),
+        (status = 409, description = "`file_not_ready`, `file_failed`", body = ErrorBody),
+        (status = "default", description = "Any other error, `{error, message?}`: 401 `unauthorized`, `invalid_token`, `token_expired` (`jwt` mode); 413 `payload_too_large`; 415 `unsupported_media_type`; 503 `store_unavailable` with `Retry-After`; 507 `insufficient_storage`", body = ErrorBody),
     ))]
 async fn download(
     State(state): State<AppState>,

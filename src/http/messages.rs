@@ -52,7 +52,10 @@ struct MessagePage {
     params(("thread_id" = String, Path, description = "The thread's id"), ListParams),
     responses(
         (status = 200, description = "A page of the thread's messages, oldest first", body = MessagePage),
-        (status = "default", description = "An error: `{error, message?}` with a 4xx or 5xx status", body = ErrorBody),
+        (status = 400, description = "`invalid_limit`, `invalid_cursor`", body = ErrorBody),
+        (status = 403, description = "`not_a_member` (`jwt` mode)", body = ErrorBody),
+        (status = 404, description = "`thread_not_found`", body = ErrorBody),
+        (status = "default", description = "Any other error, `{error, message?}`: 401 `unauthorized`, `invalid_token`, `token_expired` (`jwt` mode); 413 `payload_too_large`; 415 `unsupported_media_type`; 503 `store_unavailable` with `Retry-After`; 507 `insufficient_storage`", body = ErrorBody),
     ))]
 async fn list(
     State(state): State<AppState>,
@@ -124,7 +127,11 @@ struct Created {
     responses(
         (status = 201, description = "Stored and broadcast as `message:new`", body = Created),
         (status = 200, description = "A retry: the original message", body = Created),
-        (status = "default", description = "An error: `{error, message?}` with a 4xx or 5xx status", body = ErrorBody),
+        (status = 400, description = "`invalid_json`, `empty_message`, `message_too_long`, `too_many_files`, `unknown_file`, `invalid_client_message_id`, `invalid_idempotency_key`", body = ErrorBody),
+        (status = 403, description = "`not_a_member` (`jwt` mode)", body = ErrorBody),
+        (status = 404, description = "`thread_not_found`", body = ErrorBody),
+        (status = 429, description = "`rate_limited` (posts per user and per address), with `Retry-After`", body = ErrorBody),
+        (status = "default", description = "Any other error, `{error, message?}`: 401 `unauthorized`, `invalid_token`, `token_expired` (`jwt` mode); 413 `payload_too_large`; 415 `unsupported_media_type`; 503 `store_unavailable` with `Retry-After`; 507 `insufficient_storage`", body = ErrorBody),
     ))]
 async fn create(
     State(state): State<AppState>,
@@ -168,7 +175,12 @@ fn message_id(raw: &str) -> Result<MessageId> {
     request_body = EditMessage,
     responses(
         (status = 200, description = "The edited message, broadcast as `message:updated`", body = Created),
-        (status = "default", description = "An error: `{error, message?}` with a 4xx or 5xx status", body = ErrorBody),
+        (status = 400, description = "`invalid_json`, `empty_message`, `message_too_long`", body = ErrorBody),
+        (status = 403, description = "`not_author`, `not_a_member`", body = ErrorBody),
+        (status = 404, description = "`thread_not_found`, `message_not_found`", body = ErrorBody),
+        (status = 409, description = "`message_deleted`", body = ErrorBody),
+        (status = 429, description = "`rate_limited`", body = ErrorBody),
+        (status = "default", description = "Any other error, `{error, message?}`: 401 `unauthorized`, `invalid_token`, `token_expired` (`jwt` mode); 413 `payload_too_large`; 415 `unsupported_media_type`; 503 `store_unavailable` with `Retry-After`; 507 `insufficient_storage`", body = ErrorBody),
     ))]
 async fn edit(
     State(state): State<AppState>,
@@ -191,7 +203,9 @@ async fn edit(
     params(("thread_id" = String, Path, description = "The thread's id"), ("message_id" = String, Path, description = "The message's id")),
     responses(
         (status = 204, description = "Deleted (a tombstone), broadcast as `message:deleted`"),
-        (status = "default", description = "An error: `{error, message?}` with a 4xx or 5xx status", body = ErrorBody),
+        (status = 403, description = "`not_author`, `not_a_member`", body = ErrorBody),
+        (status = 404, description = "`thread_not_found`, `message_not_found`", body = ErrorBody),
+        (status = "default", description = "Any other error, `{error, message?}`: 401 `unauthorized`, `invalid_token`, `token_expired` (`jwt` mode); 413 `payload_too_large`; 415 `unsupported_media_type`; 503 `store_unavailable` with `Retry-After`; 507 `insufficient_storage`", body = ErrorBody),
     ))]
 async fn remove(
     State(state): State<AppState>,
@@ -224,7 +238,10 @@ struct ReadPosition {
     request_body = ReadRequest,
     responses(
         (status = 200, description = "The caller's read position afterwards", body = ReadPosition),
-        (status = "default", description = "An error: `{error, message?}` with a 4xx or 5xx status", body = ErrorBody),
+        (status = 400, description = "`invalid_json`", body = ErrorBody),
+        (status = 403, description = "`not_a_member` (`jwt` mode)", body = ErrorBody),
+        (status = 404, description = "`thread_not_found`, `message_not_found`", body = ErrorBody),
+        (status = "default", description = "Any other error, `{error, message?}`: 401 `unauthorized`, `invalid_token`, `token_expired` (`jwt` mode); 413 `payload_too_large`; 415 `unsupported_media_type`; 503 `store_unavailable` with `Retry-After`; 507 `insufficient_storage`", body = ErrorBody),
     ))]
 async fn mark_read(
     State(state): State<AppState>,

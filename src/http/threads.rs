@@ -54,7 +54,10 @@ pub fn thread_id(raw: &str) -> Result<ThreadId> {
     responses(
         (status = 201, description = "A new thread", body = ThreadView),
         (status = 200, description = "The thread with the same members", body = ThreadView),
-        (status = "default", description = "An error: `{error, message?}` with a 4xx or 5xx status", body = ErrorBody),
+        (status = 400, description = "`invalid_json`, `invalid_member_id`, `invalid_members`, `too_many_members`, `invalid_title`", body = ErrorBody),
+        (status = 403, description = "`not_a_member`: in `jwt` mode the caller must be among the members", body = ErrorBody),
+        (status = 429, description = "`rate_limited` (threads per user and per address), with `Retry-After`", body = ErrorBody),
+        (status = "default", description = "Any other error, `{error, message?}`: 401 `unauthorized`, `invalid_token`, `token_expired` (`jwt` mode); 413 `payload_too_large`; 415 `unsupported_media_type`; 503 `store_unavailable` with `Retry-After`; 507 `insufficient_storage`", body = ErrorBody),
     ))]
 async fn create_or_resolve(
     State(state): State<AppState>,
@@ -130,7 +133,9 @@ fn too_many_members() -> ApiError {
     params(("thread_id" = String, Path, description = "The thread's id")),
     responses(
         (status = 200, description = "The thread, with the caller's `unreadCount`", body = ThreadView),
-        (status = "default", description = "An error: `{error, message?}` with a 4xx or 5xx status", body = ErrorBody),
+        (status = 403, description = "`not_a_member` (`jwt` mode)", body = ErrorBody),
+        (status = 404, description = "`thread_not_found`", body = ErrorBody),
+        (status = "default", description = "Any other error, `{error, message?}`: 401 `unauthorized`, `invalid_token`, `token_expired` (`jwt` mode); 413 `payload_too_large`; 415 `unsupported_media_type`; 503 `store_unavailable` with `Retry-After`; 507 `insufficient_storage`", body = ErrorBody),
     ))]
 async fn show(
     State(state): State<AppState>,
@@ -155,7 +160,9 @@ struct Presence {
     params(("thread_id" = String, Path, description = "The thread's id")),
     responses(
         (status = 200, description = "Who has a socket in the thread's room, on any node", body = Presence),
-        (status = "default", description = "An error: `{error, message?}` with a 4xx or 5xx status", body = ErrorBody),
+        (status = 403, description = "`not_a_member` (`jwt` mode)", body = ErrorBody),
+        (status = 404, description = "`thread_not_found`", body = ErrorBody),
+        (status = "default", description = "Any other error, `{error, message?}`: 401 `unauthorized`, `invalid_token`, `token_expired` (`jwt` mode); 413 `payload_too_large`; 415 `unsupported_media_type`; 503 `store_unavailable` with `Retry-After`; 507 `insufficient_storage`", body = ErrorBody),
     ))]
 async fn presence(
     State(state): State<AppState>,
