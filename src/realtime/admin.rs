@@ -187,16 +187,12 @@ impl<A: Adapter> AdminIo for Outbox<A> {
     }
 
     fn counts(&self) -> (usize, usize, usize) {
-        let main = self.io.sockets();
-        let polling = main
-            .iter()
-            .filter(|s| s.transport_type() == socketioxide::TransportType::Polling)
-            .count();
+        let (polling, websocket) = super::sockets_by_transport(&self.io);
         let admin = self
             .io
             .of(NAMESPACE)
             .map_or(0, |ns| ns.local().sockets().len());
-        (main.len(), admin, polling)
+        (polling + websocket, admin, polling)
     }
 
     fn command(&self, command: Command) {

@@ -117,6 +117,19 @@ impl<A: Adapter> Realtime for Broadcaster<A> {
     }
 }
 
+/// This node's sockets on the main namespace: (on long-polling, on websocket). For the
+/// figures read when scraped (metrics, the Admin UI's statistics), never on an event's path.
+fn sockets_by_transport<A: Adapter>(io: &SocketIo<A>) -> (usize, usize) {
+    io.sockets()
+        .iter()
+        .fold((0, 0), |(polling, websocket), socket| {
+            match socket.transport_type() {
+                TransportType::Polling => (polling + 1, websocket),
+                TransportType::Websocket => (polling, websocket + 1),
+            }
+        })
+}
+
 /// What `GET /metrics` reads from the Socket.IO server when scraped: one pass over this node's
 /// sockets and rooms, nothing on the path of an event.
 #[async_trait]
@@ -126,12 +139,9 @@ impl<A: Adapter> Sampler for Broadcaster<A> {
             redis_up: self.redis.as_ref().map(|link| link.is_up()),
             ..Live::default()
         };
-        for socket in self.io.sockets() {
-            match socket.transport_type() {
-                TransportType::Polling => live.sockets_polling += 1,
-                TransportType::Websocket => live.sockets_websocket += 1,
-            }
-        }
+        let (polling, websocket) = sockets_by_transport(&self.io);
+        live.sockets_polling = polling as i64;
+        live.sockets_websocket = websocket as i64;
         live.rooms = match self.io.local().rooms().await {
             Ok(rooms) => rooms.iter().filter(|r| rooms::is_thread_room(r)).count() as i64,
             Err(_) => 0,

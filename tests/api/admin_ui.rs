@@ -12,7 +12,8 @@ use crate::helpers::{TestApp, Ws, eio, next_text, spawn_app, spawn_app_with, ws}
 const WAIT: Duration = Duration::from_secs(5);
 const PASSWORD: &str = "correct horse";
 
-async fn admin_app(configure: impl FnOnce(&mut threadline::config::Config)) -> TestApp {
+/// A server with `--admin-ui` on (password [`PASSWORD`]), configured further by `configure`.
+pub(crate) async fn admin_app(configure: impl FnOnce(&mut threadline::config::Config)) -> TestApp {
     let hash = bcrypt::hash(PASSWORD, 4).unwrap();
     spawn_app_with(move |c| {
         c.admin_ui = true;

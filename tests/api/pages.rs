@@ -3,7 +3,7 @@
 
 use std::fs;
 
-use crate::helpers::spawn_app_with;
+use crate::{admin_ui::admin_app, helpers::TestApp};
 
 /// A demo directory with the page's own files, and optionally the npm packages' files.
 fn demo_dir(with_packages: bool) -> tempfile::TempDir {
@@ -31,17 +31,16 @@ fn demo_dir(with_packages: bool) -> tempfile::TempDir {
     dir
 }
 
+/// A server with the Admin UI on, serving pages from such a directory (kept alive with it).
+async fn serving(with_packages: bool) -> (tempfile::TempDir, TestApp) {
+    let dir = demo_dir(with_packages);
+    let path = dir.path().to_owned();
+    (dir, admin_app(move |c| c.demo_dir = path).await)
+}
+
 #[tokio::test]
 async fn without_their_packages_the_pages_say_what_to_install() {
-    let dir = demo_dir(false);
-    let path = dir.path().to_owned();
-    let hash = bcrypt::hash("pw", 4).unwrap();
-    let app = spawn_app_with(move |c| {
-        c.demo_dir = path;
-        c.admin_ui = true;
-        c.admin_ui_password_hash = Some(hash);
-    })
-    .await;
+    let (_dir, app) = serving(false).await;
     for page in ["/demo/", "/admin-ui/"] {
         let response = app.http.get(app.url(page)).send().await.unwrap();
         assert_eq!(response.status(), 503, "{page}");
@@ -57,15 +56,7 @@ async fn without_their_packages_the_pages_say_what_to_install() {
 
 #[tokio::test]
 async fn with_their_packages_the_pages_are_served() {
-    let dir = demo_dir(true);
-    let path = dir.path().to_owned();
-    let hash = bcrypt::hash("pw", 4).unwrap();
-    let app = spawn_app_with(move |c| {
-        c.demo_dir = path;
-        c.admin_ui = true;
-        c.admin_ui_password_hash = Some(hash);
-    })
-    .await;
+    let (_dir, app) = serving(true).await;
     let demo = app.http.get(app.url("/demo/")).send().await.unwrap();
     assert_eq!(demo.status(), 200);
     assert!(demo.text().await.unwrap().contains("<title>chat</title>"));

@@ -13,6 +13,15 @@ const WAIT: Duration = Duration::from_secs(5);
 
 /// A session identified as `user`, joined to `thread`; its own presence event is read.
 async fn joined_as(app: &TestApp, user: &str, thread: &str) -> Ws {
+    let mut ws = entered_as(app, user, thread).await;
+    let own = next_text(&mut ws, WAIT).await.unwrap();
+    assert!(own.starts_with(r#"42["presence""#), "{own}");
+    ws
+}
+
+/// A session identified as `user` that joins (empty) `thread` the moment its CONNECT is
+/// acknowledged; the join's ack is read.
+async fn entered_as(app: &TestApp, user: &str, thread: &str) -> Ws {
     let mut ws = ws(app, eio::Open::default()).await;
     ws.send(Message::text(format!(r#"40{{"userId":"{user}"}}"#)))
         .await
@@ -27,8 +36,6 @@ async fn joined_as(app: &TestApp, user: &str, thread: &str) -> Ws {
         next_text(&mut ws, WAIT).await.unwrap(),
         r#"430[{"ok":true,"seq":0}]"#
     );
-    let own = next_text(&mut ws, WAIT).await.unwrap();
-    assert!(own.starts_with(r#"42["presence""#), "{own}");
     ws
 }
 
@@ -72,17 +79,7 @@ async fn a_join_right_after_connecting_counts_the_joiner() {
     let thread = app.create_thread(&members).await;
     let mut held = Vec::new();
     for (n, user) in users.iter().enumerate() {
-        let mut ws = ws(&app, eio::Open::default()).await;
-        ws.send(Message::text(format!(r#"40{{"userId":"{user}"}}"#)))
-            .await
-            .unwrap();
-        assert!(next_text(&mut ws, WAIT).await.unwrap().starts_with("40"));
-        ws.send(Message::text(format!(
-            r#"420["thread:join",{{"threadId":"{thread}"}}]"#
-        )))
-        .await
-        .unwrap();
-        assert!(next_text(&mut ws, WAIT).await.unwrap().starts_with("430"));
+        let mut ws = entered_as(&app, user, &thread).await;
         // Windows may merge arrivals; the last event this newcomer hears lists everyone so far.
         let expected = serde_json::to_string(&users[..=n]).unwrap();
         let mut heard = presence(&mut ws).await;
