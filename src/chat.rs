@@ -11,16 +11,32 @@ use std::{collections::HashMap, sync::Arc};
 
 use crate::{
     domain::{
-        Actor, FileId, FileRecord, Message, MessageBody, MessageId, NewMessage, Thread, ThreadId,
-        Timestamp, UserId,
+        Actor, Emoji, FileId, FileRecord, Message, MessageBody, MessageId, NewMessage, Thread,
+        ThreadId, Timestamp, UserId, message::MessageError, search,
     },
     error::{ApiError, Result},
     fanout::{Fanout, ThreadEvent},
     limits::Limits,
     metrics::Metrics,
-    store::{Anchor, Store, StoreError},
-    views::{self, MessageView},
+    store::{Anchor, Found, Scope, Search, Store, StoreError, Window},
+    views::{self, MessageView, ReactionView},
 };
+
+/// A message's reactions after a change, as the room was told.
+pub struct Reacted {
+    pub thread: ThreadId,
+    pub message: MessageId,
+    pub reactions: Vec<ReactionView>,
+    /// `false` when nothing changed (the reaction was there already, or was not there).
+    pub changed: bool,
+}
+
+/// A page of search results, newest first.
+pub struct Results {
+    pub messages: Vec<MessageView>,
+    /// Where the next page starts, while more results follow.
+    pub next: Option<u64>,
+}
 
 /// A stored message and its threads-API shape (what was broadcast).
 pub struct Posted {
@@ -64,7 +80,7 @@ impl Replay {
 
 /// A change to a message a client had already seen.
 pub enum Change {
-    Updated(MessageView),
+    Updated(Box<MessageView>),
     Deleted(ThreadId, MessageId),
 }
 
@@ -162,29 +178,78 @@ impl Chat {
             }
         }
 
+        // Mentions name members of the thread; a reply answers a message of it that is not
+        // deleted.
+        if !new.mentions.is_empty() {
+            let members = self.store.members(thread).await?;
+            if new
+                .mentions
+                .iter()
+                .any(|m| members.binary_search(m).is_err())
+            {
+                return Err(MessageError::InvalidMention.into());
+            }
+        }
+        if let Some(parent) = &new.reply_to {
+            match self.store.message(thread, parent).await {
+                Ok(parent) if !parent.is_deleted() => {}
+                Ok(_) | Err(StoreError::MessageNotFound) => {
+                    return Err(MessageError::InvalidReplyTo.into());
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+
         let message = Message {
-            id: MessageId::generate(),
-            thread_id: thread.clone(),
-            author_id: new.author_id,
-            body: new.body.as_str().to_owned(),
             file_ids: new.file_ids,
-            created_at: Timestamp::now(),
             client_id: new.client_id,
-            edited_at: None,
-            deleted_at: None,
-            seq: 0,
+            reply_to: new.reply_to,
+            mentions: new.mentions,
+            ..Message::new(
+                thread.clone(),
+                new.author_id,
+                new.body.as_str().to_owned(),
+                Timestamp::now(),
+            )
         };
         // A 201 means stored: on a durable backend the append has committed before this
         // returns, and so before anyone hears of the message. The thread's turn is taken only
         // to deliver, so that concurrent posts to one thread share a commit; the turn puts
         // deliveries back in store order (an earlier position still on its way is sent
         // first, from the store, and not again when it arrives).
-        let (message, created) = self.store.append_message(message).await?;
+        let (message, created) = self
+            .store
+            .append_message(message)
+            .await
+            .map_err(|e| match e {
+                // The parent was checked above; only a store that cannot find it says this.
+                StoreError::MessageNotFound => MessageError::InvalidReplyTo.into(),
+                other => ApiError::from(other),
+            })?;
         let view = MessageView::new(&message, &files);
         if created {
             self.metrics.messages_posted.inc();
             let mut turn = self.fanout.turn(thread).await;
             turn.publish(&message, ThreadEvent::New(&view)).await;
+            if let Some(parent) = &message.reply_to {
+                // The parent's new `replyCount`, as it is now.
+                match self.store.message(thread, parent).await {
+                    Ok(parent) => {
+                        let parent_view = self.views(std::slice::from_ref(&parent)).await?;
+                        turn.publish(&parent, ThreadEvent::Updated(&parent_view[0]))
+                            .await;
+                    }
+                    Err(e) => tracing::warn!(error = %e, "reading a reply's parent failed"),
+                }
+            }
+            drop(turn);
+            let mentioned: Vec<UserId> = message
+                .mentions
+                .iter()
+                .filter(|m| **m != message.author_id)
+                .cloned()
+                .collect();
+            self.fanout.mention(&mentioned, thread, &view).await;
         }
         Ok(Posted {
             message,
@@ -249,6 +314,112 @@ impl Chat {
             return Err(ApiError::Forbidden("not_author"));
         }
         Ok(message)
+    }
+
+    /// Adds (`add`) or removes the actor's reaction `emoji` (as the client sent it) on a
+    /// message; when that changes anything the room gets `reaction:updated`. Counts against
+    /// the post rate.
+    pub async fn react(
+        &self,
+        actor: &Actor,
+        thread: &ThreadId,
+        id: &MessageId,
+        emoji: &str,
+        add: bool,
+    ) -> Result<Reacted> {
+        self.throttle_post(actor)?;
+        let emoji = Emoji::parse(emoji).ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_emoji",
+                "an emoji is one grapheme or a :short_code: of at most 32 bytes",
+            )
+        })?;
+        let thread = self.gate(actor, thread).await?;
+        let mut turn = self.fanout.turn(&thread).await;
+        let (message, changed) = self
+            .store
+            .react(&thread, id, &actor.user, &emoji, add, Timestamp::now())
+            .await?;
+        let reactions = ReactionView::all(&message.reactions);
+        if changed {
+            let event = ThreadEvent::Reactions {
+                thread: &thread,
+                message: id,
+                reactions: &reactions,
+            };
+            turn.publish(&message, event).await;
+        }
+        Ok(Reacted {
+            thread,
+            message: message.id,
+            reactions,
+            changed,
+        })
+    }
+
+    /// A page of the replies to a message, in thread order, after the reply `after`.
+    pub async fn replies(
+        &self,
+        actor: &Actor,
+        thread: &ThreadId,
+        parent: &MessageId,
+        after: Option<&MessageId>,
+        limit: usize,
+    ) -> Result<(Vec<MessageView>, Window<Message>)> {
+        let thread = self.gate(actor, thread).await?;
+        let window = self.store.replies(&thread, parent, after, limit).await?;
+        Ok((self.views(&window.items).await?, window))
+    }
+
+    /// Messages matching `query`, newest first, among the threads the actor may read (`thread`
+    /// alone when given), starting before position `before`.
+    pub async fn search(
+        &self,
+        actor: &Actor,
+        query: &str,
+        thread: Option<&ThreadId>,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Results> {
+        self.limits.searches.check_actor(actor)?;
+        let query = search::Query::parse(query).map_err(|e| match e {
+            search::QueryError::Empty => {
+                ApiError::bad_request("invalid_query", "q needs at least one word")
+            }
+            search::QueryError::TooLong => ApiError::bad_request(
+                "invalid_query",
+                format!(
+                    "q holds at most {} words and {} bytes",
+                    search::MAX_QUERY_WORDS,
+                    search::MAX_QUERY_BYTES
+                ),
+            ),
+        })?;
+        let thread = match thread {
+            Some(thread) => Some(self.gate(actor, thread).await?),
+            None => None,
+        };
+        let scope = match (&thread, actor.verified) {
+            (Some(thread), _) => Scope::Thread(thread),
+            (None, true) => Scope::MemberOf(&actor.user),
+            (None, false) => Scope::All,
+        };
+        let mut found = self
+            .store
+            .search(&Search {
+                query: &query,
+                scope,
+                before,
+                limit: limit + 1,
+            })
+            .await?;
+        let next = (found.len() > limit).then(|| found[limit - 1].position);
+        found.truncate(limit);
+        let messages: Vec<Message> = found.into_iter().map(|f: Found| f.message).collect();
+        Ok(Results {
+            messages: self.views(&messages).await?,
+            next,
+        })
     }
 
     /// Joins a socket to a thread's room: `enter` does it, in the thread's turn, once this
@@ -320,7 +491,7 @@ impl Chat {
                 .zip(changed_views)
                 .map(|(message, view)| match message.deleted_at {
                     Some(_) => Change::Deleted(message.thread_id, message.id),
-                    None => Change::Updated(view),
+                    None => Change::Updated(Box::new(view)),
                 })
                 .collect(),
             new,

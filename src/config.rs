@@ -117,6 +117,14 @@ pub struct Config {
     #[arg(long, env = "THREADLINE_THREAD_RATE_PER_IP")]
     pub thread_rate_per_ip: Option<Setting<Rate>>,
 
+    /// Message searches per user; jwt default 60/60s.
+    #[arg(long, env = "THREADLINE_SEARCH_RATE_PER_USER")]
+    pub search_rate_per_user: Option<Setting<Rate>>,
+
+    /// Message searches per client address; jwt default 600/60s.
+    #[arg(long, env = "THREADLINE_SEARCH_RATE_PER_IP")]
+    pub search_rate_per_ip: Option<Setting<Rate>>,
+
     /// Events one socket may send (typing, thread:join, thread:leave, thread:read, ...;
     /// message:send has the post rates); past it they are refused with `rate_limited`.
     /// On in both modes unless `off`; default 100/1s.

@@ -91,15 +91,12 @@ pub async fn seed(store: &dyn Store) -> StoreResult<()> {
             store
                 .append_message(Message {
                     id: id(MessageId::parse, &m.id)?,
-                    thread_id: thread_id.clone(),
-                    author_id: id(UserId::parse, m.author)?,
-                    body: m.text.to_owned(),
-                    file_ids: vec![],
-                    created_at: Timestamp::from_millis(m.ts),
-                    client_id: None,
-                    edited_at: None,
-                    deleted_at: None,
-                    seq: 0,
+                    ..Message::new(
+                        thread_id.clone(),
+                        id(UserId::parse, m.author)?,
+                        m.text.to_owned(),
+                        Timestamp::from_millis(m.ts),
+                    )
                 })
                 .await?;
         }

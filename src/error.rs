@@ -5,7 +5,7 @@
 use std::borrow::Cow;
 
 use crate::{
-    domain::message::{MAX_BODY_BYTES, MAX_FILES_PER_MESSAGE, MessageError},
+    domain::message::{MAX_BODY_BYTES, MAX_FILES_PER_MESSAGE, MAX_MENTIONS, MessageError},
     limits::RateLimited,
     store::StoreError,
 };
@@ -154,6 +154,14 @@ impl From<MessageError> for ApiError {
             MessageError::UnknownFile => {
                 Self::bad_request("unknown_file", "a fileId is not a valid id")
             }
+            MessageError::InvalidMention => Self::bad_request(
+                "invalid_mention",
+                format!("mentions lists at most {MAX_MENTIONS} members of the thread"),
+            ),
+            MessageError::InvalidReplyTo => Self::bad_request(
+                "invalid_reply_to",
+                "replyTo names no message of this thread that can be answered",
+            ),
         }
     }
 }

@@ -28,7 +28,7 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 use crate::{
     domain::{Message, MessageId, ThreadId, UserId},
     store::{Anchor, Store, StoreResult},
-    views::{self, MessageEnvelope, MessageView},
+    views::{self, MessageEnvelope, MessageView, ReactionView},
 };
 
 /// Most messages one catch-up sends. A longer gap only opens when the channel between nodes
@@ -46,6 +46,10 @@ pub const MESSAGE_UPDATED: &str = "message:updated";
 pub const MESSAGE_DELETED: &str = "message:deleted";
 /// Server → room: `{threadId, userId, messageId}` when a read position moved.
 pub const RECEIPT: &str = "receipt";
+/// Server → room: a message's reactions changed. Payload `{threadId, messageId, reactions}`.
+pub const REACTION_UPDATED: &str = "reaction:updated";
+/// Server → each mentioned user's sockets, in the room or not: `{threadId, message}`.
+pub const MENTION: &str = "mention";
 
 /// An event for everyone in a thread's room.
 #[derive(Debug, Clone, Copy)]
@@ -65,6 +69,12 @@ pub enum ThreadEvent<'a> {
         user: &'a UserId,
         message: &'a MessageId,
     },
+    /// `reaction:updated {threadId, messageId, reactions}`: someone reacted or took it back.
+    Reactions {
+        thread: &'a ThreadId,
+        message: &'a MessageId,
+        reactions: &'a [ReactionView],
+    },
 }
 
 #[derive(Serialize)]
@@ -72,6 +82,22 @@ pub enum ThreadEvent<'a> {
 pub struct Deleted<'a> {
     thread_id: &'a ThreadId,
     message_id: &'a MessageId,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Reactions<'a> {
+    thread_id: &'a ThreadId,
+    message_id: &'a MessageId,
+    reactions: &'a [ReactionView],
+}
+
+/// `mention`'s payload: `{threadId, message}`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Mention<'a> {
+    pub thread_id: &'a ThreadId,
+    pub message: &'a MessageView,
 }
 
 #[derive(Serialize)]
@@ -89,6 +115,8 @@ pub enum Payload<'a> {
     Message(MessageEnvelope<'a>),
     Deleted(Deleted<'a>),
     Receipt(Receipt<'a>),
+    Reactions(Reactions<'a>),
+    Mention(Mention<'a>),
     Relayed(&'a RawValue),
 }
 
@@ -99,6 +127,7 @@ impl<'a> ThreadEvent<'a> {
             Self::Updated(_) => MESSAGE_UPDATED,
             Self::Deleted { .. } => MESSAGE_DELETED,
             Self::Receipt { .. } => RECEIPT,
+            Self::Reactions { .. } => REACTION_UPDATED,
         }
     }
 
@@ -121,6 +150,15 @@ impl<'a> ThreadEvent<'a> {
                 user_id: user,
                 message_id: message,
             }),
+            Self::Reactions {
+                thread,
+                message,
+                reactions,
+            } => Payload::Reactions(Reactions {
+                thread_id: thread,
+                message_id: message,
+                reactions,
+            }),
         }
     }
 }
@@ -132,6 +170,8 @@ pub trait Sink: Send + Sync + 'static {
     async fn emit_local(&self, thread: &ThreadId, event: &str, payload: &Payload<'_>);
     /// Sends an event that needs no order (a receipt) to the thread's room on every node.
     async fn emit_everywhere(&self, thread: &ThreadId, event: &str, payload: &Payload<'_>);
+    /// Sends an event to every socket of these users, on every node, whatever rooms they joined.
+    async fn emit_to_users(&self, users: &[UserId], event: &str, payload: &Payload<'_>);
     /// Whether a socket of this node is in the thread's room.
     fn has_local(&self, thread: &ThreadId) -> bool;
     /// The identified users with a socket in the thread's room, on any node, sorted.
@@ -231,6 +271,20 @@ impl Fanout {
         if let Some(sink) = self.sink.get() {
             sink.emit_everywhere(thread, event.name(), &event.payload())
                 .await;
+        }
+    }
+
+    /// Tells mentioned users, wherever their sockets are, of the message that mentions them.
+    pub async fn mention(&self, users: &[UserId], thread: &ThreadId, message: &MessageView) {
+        if users.is_empty() {
+            return;
+        }
+        if let Some(sink) = self.sink.get() {
+            let payload = Payload::Mention(Mention {
+                thread_id: thread,
+                message,
+            });
+            sink.emit_to_users(users, MENTION, &payload).await;
         }
     }
 
@@ -450,7 +504,7 @@ mod tests {
 
     use super::*;
     use crate::{
-        domain::{MemberSet, MessageId, Thread, Timestamp},
+        domain::{MemberSet, Thread, Timestamp},
         store::memory::MemoryStore,
     };
 
@@ -488,6 +542,10 @@ mod tests {
         async fn emit_everywhere(&self, thread: &ThreadId, event: &str, payload: &Payload<'_>) {
             self.emit_local(thread, event, payload).await;
         }
+        async fn emit_to_users(&self, _: &[UserId], event: &str, payload: &Payload<'_>) {
+            let payload = serde_json::to_value(payload).unwrap();
+            self.sent.lock().unwrap().push((event.to_owned(), payload));
+        }
         fn has_local(&self, thread: &ThreadId) -> bool {
             self.occupied.lock().unwrap().contains(thread)
         }
@@ -524,18 +582,12 @@ mod tests {
     impl Setup {
         /// Stores a message without telling anyone, as another node would.
         async fn store_elsewhere(&self, body: &str) -> Message {
-            let message = Message {
-                id: MessageId::generate(),
-                thread_id: self.thread.clone(),
-                author_id: UserId::anonymous(),
-                body: body.to_owned(),
-                file_ids: Vec::new(),
-                created_at: Timestamp::now(),
-                client_id: None,
-                edited_at: None,
-                deleted_at: None,
-                seq: 0,
-            };
+            let message = Message::new(
+                self.thread.clone(),
+                UserId::anonymous(),
+                body.to_owned(),
+                Timestamp::now(),
+            );
             self.store.append_message(message).await.unwrap().0
         }
 
@@ -635,6 +687,7 @@ mod tests {
         let mut edited = a.clone();
         edited.body = "a, edited".into();
         edited.edited_at = Some(Timestamp::now());
+        edited.changed_at = edited.edited_at;
         s.store.replace_message(edited.clone()).await.unwrap();
         let view = views::shape(s.store.as_ref(), std::slice::from_ref(&edited))
             .await

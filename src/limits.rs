@@ -52,6 +52,8 @@ pub mod defaults {
     pub const UPLOADS_PER_IP: Rate = Rate::new(120, 60);
     pub const THREADS_PER_USER: Rate = Rate::new(30, 60);
     pub const THREADS_PER_IP: Rate = Rate::new(300, 60);
+    pub const SEARCHES_PER_USER: Rate = Rate::new(60, 60);
+    pub const SEARCHES_PER_IP: Rate = Rate::new(600, 60);
     /// In both modes: it guards the node, not the product's rules.
     pub const EVENTS_PER_SOCKET: Rate = Rate::new(100, 1);
     pub const CONNECTS_PER_USER: Rate = Rate::new(30, 60);
@@ -359,6 +361,8 @@ pub struct Limits {
     pub uploads: RateLimit,
     /// Threads created or resolved (each may add a row per member).
     pub threads: RateLimit,
+    /// Message searches (each a full-text query).
+    pub searches: RateLimit,
     /// New Socket.IO connections.
     pub connects: RateLimit,
     /// New Engine.IO sessions (before the Socket.IO CONNECT).
@@ -400,6 +404,12 @@ impl Limits {
                 &["threads_per_user", "threads_per_ip"],
                 rate(config.thread_rate_per_user, defaults::THREADS_PER_USER),
                 rate(config.thread_rate_per_ip, defaults::THREADS_PER_IP),
+            ),
+            searches: RateLimit::new(
+                metrics,
+                &["searches_per_user", "searches_per_ip"],
+                rate(config.search_rate_per_user, defaults::SEARCHES_PER_USER),
+                rate(config.search_rate_per_ip, defaults::SEARCHES_PER_IP),
             ),
             connects: RateLimit::new(
                 metrics,
@@ -444,6 +454,7 @@ impl Limits {
         self.posts.uses_ip()
             || self.uploads.uses_ip()
             || self.threads.uses_ip()
+            || self.searches.uses_ip()
             || self.connects.uses_ip()
     }
 

@@ -8,7 +8,8 @@ use utoipa::ToSchema;
 
 use crate::{
     domain::{
-        Account, AccountName, FileId, FileRecord, FileStatus, Message, Thread, Timestamp, UserId,
+        Account, AccountName, FileId, FileRecord, FileStatus, Message, Reaction, Thread, Timestamp,
+        UserId,
     },
     store::{Store, StoreResult},
 };
@@ -32,6 +33,30 @@ impl From<&FileRecord> for FileView {
             url: f.url(),
             status: f.status,
         }
+    }
+}
+
+/// One emoji on a message: `{emoji, count, userIds}`, `userIds` in the order they reacted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = Reaction)]
+pub struct ReactionView {
+    /// One grapheme (`👍`) or a `:short_code:`.
+    pub emoji: String,
+    pub count: usize,
+    pub user_ids: Vec<String>,
+}
+
+impl ReactionView {
+    pub fn all(reactions: &[Reaction]) -> Vec<Self> {
+        reactions
+            .iter()
+            .map(|r| Self {
+                emoji: r.emoji.as_str().to_owned(),
+                count: r.user_ids.len(),
+                user_ids: r.user_ids.iter().map(UserId::to_string).collect(),
+            })
+            .collect()
     }
 }
 
@@ -62,6 +87,14 @@ pub struct MessageView {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub deleted_at: Option<Timestamp>,
+    /// The message of the same thread this one replies to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<String>,
+    /// How many replies answer this message (deleted ones included, as tombstones).
+    pub reply_count: u64,
+    /// The members the author mentioned.
+    pub mentions: Vec<String>,
+    pub reactions: Vec<ReactionView>,
 }
 
 impl MessageView {
@@ -83,6 +116,10 @@ impl MessageView {
             client_message_id: m.client_id.as_ref().map(|k| k.as_str().to_owned()),
             edited_at: m.edited_at,
             deleted_at: m.deleted_at,
+            reply_to: m.reply_to.as_ref().map(ToString::to_string),
+            reply_count: m.reply_count,
+            mentions: m.mentions.iter().map(UserId::to_string).collect(),
+            reactions: ReactionView::all(&m.reactions),
         }
     }
 }
@@ -135,6 +172,9 @@ pub struct ThreadView {
     /// On `GET /api/threads/:id`: messages after the caller's read position that others wrote.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unread_count: Option<u64>,
+    /// On `GET /api/threads/:id`: those of them that mention the caller.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unread_mentions: Option<u64>,
 }
 
 impl ThreadView {
@@ -151,6 +191,7 @@ impl ThreadView {
             created_at: t.created_at,
             updated_at: t.updated_at,
             unread_count: None,
+            unread_mentions: None,
         }
     }
 }
@@ -206,6 +247,23 @@ pub struct ChatMessageView {
     /// A tombstone: the author deleted the message (`text` is empty).
     #[serde(rename = "deletedTs", skip_serializing_if = "Option::is_none")]
     pub deleted_ts: Option<i64>,
+    /// The message of the same conversation this one replies to. (Like `editedTs`, the chat
+    /// features' fields appear only when set, so the README's shape is unchanged otherwise.)
+    #[serde(rename = "replyTo", skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<String>,
+    /// How many replies answer this message, when any do.
+    #[serde(rename = "replyCount", skip_serializing_if = "is_zero")]
+    pub reply_count: u64,
+    /// The participants the sender mentioned, when any.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub mentions: Vec<String>,
+    /// The message's reactions, when it has any.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub reactions: Vec<ReactionView>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl ChatMessageView {
@@ -218,6 +276,10 @@ impl ChatMessageView {
             seq: m.seq,
             edited_ts: m.edited_at.map(Timestamp::as_millis),
             deleted_ts: m.deleted_at.map(Timestamp::as_millis),
+            reply_to: m.reply_to.as_ref().map(ToString::to_string),
+            reply_count: m.reply_count,
+            mentions: m.mentions.iter().map(UserId::to_string).collect(),
+            reactions: ReactionView::all(&m.reactions),
         }
     }
 }
@@ -233,4 +295,6 @@ pub struct ConversationView {
     pub last_message: Option<ChatMessageView>,
     /// Messages after the caller's read position that others wrote (see `thread:read`).
     pub unread_count: u64,
+    /// Those of them that mention the caller.
+    pub unread_mentions: u64,
 }

@@ -1,11 +1,13 @@
 //! Messages: the one stored record both REST faces and the socket show.
 
-use super::{FileId, MessageId, ThreadId, Timestamp, UserId};
+use super::{FileId, MessageId, ThreadId, Timestamp, UserId, reaction::Reaction};
 
 /// Longest message body accepted, in bytes after trimming.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
 /// Most files one message may reference.
 pub const MAX_FILES_PER_MESSAGE: usize = 20;
+/// Most users one message may mention.
+pub const MAX_MENTIONS: usize = 50;
 
 /// A stored message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,29 +28,63 @@ pub struct Message {
     /// Its place in the thread, from 1: the store assigns it on append (what the caller passes
     /// is ignored), and every node sees the same order.
     pub seq: u64,
+    /// The message of the same thread this one answers.
+    pub reply_to: Option<MessageId>,
+    /// How many replies answer this message (the store counts them).
+    pub reply_count: u64,
+    /// Members of the thread the author called out; each is told, wherever they are.
+    pub mentions: Vec<UserId>,
+    pub reactions: Vec<Reaction>,
+    /// The last change of any kind after creation (edit, deletion, reaction, reply count): a
+    /// rejoining client is sent the messages it saw that changed since.
+    pub changed_at: Option<Timestamp>,
 }
 
 impl Message {
-    pub fn is_deleted(&self) -> bool {
-        self.deleted_at.is_some()
+    /// A new message, not yet stored (the store assigns `seq`).
+    pub fn new(
+        thread_id: ThreadId,
+        author_id: UserId,
+        body: String,
+        created_at: Timestamp,
+    ) -> Self {
+        Self {
+            id: MessageId::generate(),
+            thread_id,
+            author_id,
+            body,
+            file_ids: Vec::new(),
+            created_at,
+            client_id: None,
+            edited_at: None,
+            deleted_at: None,
+            seq: 0,
+            reply_to: None,
+            reply_count: 0,
+            mentions: Vec::new(),
+            reactions: Vec::new(),
+            changed_at: None,
+        }
     }
 
-    /// The last edit or deletion, if any.
-    pub fn changed_at(&self) -> Option<Timestamp> {
-        self.deleted_at.or(self.edited_at)
+    pub fn is_deleted(&self) -> bool {
+        self.deleted_at.is_some()
     }
 
     /// Replaces the body (an edit by the author).
     pub fn edit(&mut self, body: MessageBody, at: Timestamp) {
         self.body = body.0;
         self.edited_at = Some(at);
+        self.changed_at = Some(at);
     }
 
     /// Turns the message into its tombstone.
     pub fn delete(&mut self, at: Timestamp) {
         self.body.clear();
         self.file_ids.clear();
+        self.reactions.clear();
         self.deleted_at = Some(at);
+        self.changed_at = Some(at);
     }
 }
 
@@ -90,6 +126,10 @@ pub enum MessageError {
     ControlCharacter,
     /// A file id that cannot name any file.
     UnknownFile,
+    /// A mentioned id that cannot name a user, or too many of them.
+    InvalidMention,
+    /// A `replyTo` that cannot name a message.
+    InvalidReplyTo,
 }
 
 impl MessageBody {
@@ -127,6 +167,9 @@ pub struct NewMessage {
     pub body: MessageBody,
     pub file_ids: Vec<FileId>,
     pub client_id: Option<ClientMessageId>,
+    pub reply_to: Option<MessageId>,
+    /// Distinct, in the order given.
+    pub mentions: Vec<UserId>,
 }
 
 impl NewMessage {
@@ -151,6 +194,8 @@ impl NewMessage {
             body,
             file_ids,
             client_id: None,
+            reply_to: None,
+            mentions: Vec::new(),
         })
     }
 
@@ -158,6 +203,30 @@ impl NewMessage {
     pub fn with_client_id(mut self, key: Option<ClientMessageId>) -> Self {
         self.client_id = key;
         self
+    }
+
+    /// Makes the post a reply to `parent` (a message id as the client sent it).
+    pub fn replying_to(mut self, parent: Option<&str>) -> Result<Self, MessageError> {
+        self.reply_to = parent
+            .map(|raw| MessageId::parse(raw).map_err(|_| MessageError::InvalidReplyTo))
+            .transpose()?;
+        Ok(self)
+    }
+
+    /// Mentions these users (ids as the client sent them); membership is checked by `chat`.
+    pub fn mentioning(mut self, ids: &[impl AsRef<str>]) -> Result<Self, MessageError> {
+        if ids.len() > MAX_MENTIONS {
+            return Err(MessageError::InvalidMention);
+        }
+        let mut mentions: Vec<UserId> = Vec::with_capacity(ids.len());
+        for raw in ids {
+            let id = UserId::parse(raw.as_ref()).map_err(|_| MessageError::InvalidMention)?;
+            if !mentions.contains(&id) {
+                mentions.push(id);
+            }
+        }
+        self.mentions = mentions;
+        Ok(self)
     }
 }
 

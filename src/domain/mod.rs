@@ -6,6 +6,8 @@ pub mod actor;
 pub mod file;
 pub mod ids;
 pub mod message;
+pub mod reaction;
+pub mod search;
 pub mod thread;
 pub mod time;
 
@@ -14,5 +16,6 @@ pub use actor::Actor;
 pub use file::{FileRecord, FileStatus};
 pub use ids::{FileId, IdError, MessageId, ThreadId, UserId};
 pub use message::{ClientMessageId, Message, MessageBody, NewMessage};
+pub use reaction::{Emoji, Reaction};
 pub use thread::{MemberSet, NewThread, Thread};
 pub use time::Timestamp;

@@ -115,6 +115,7 @@ async fn conversation_views(
                     .as_ref()
                     .map(|m| ChatMessageView::new(m, &names)),
                 unread_count: summary.unread_count,
+                unread_mentions: summary.unread_mentions,
             }
         })
         .collect())
@@ -288,9 +289,15 @@ async fn list_messages(
 struct PostText {
     text: String,
     client_message_id: Option<String>,
+    /// The id of a message of this conversation that this one replies to.
+    reply_to: Option<String>,
+    /// Participants to mention (at most 50); each gets a `mention` event.
+    #[schema(max_items = 50)]
+    mentions: Option<Vec<String>>,
 }
 
-/// `POST /api/account/:account_id/conversation/:conversation_id/messages {text, clientMessageId?}`
+/// `POST /api/account/:account_id/conversation/:conversation_id/messages {text, clientMessageId?,
+/// replyTo?, mentions?}`
 /// → 201 Message (200 with the original for an idempotent retry),
 /// sent by the account and broadcast as `message:new` (threads-API shape) to the thread's room.
 #[utoipa::path(post, path = "/api/account/{account_id}/conversation/{conversation_id}/messages", tag = "conversations", 
@@ -299,7 +306,7 @@ struct PostText {
     responses(
         (status = 201, description = "Sent, and broadcast as `message:new`", body = ChatMessageView),
         (status = 200, description = "A retry: the original message", body = ChatMessageView),
-        (status = 400, description = "`invalid_json`, `invalid_text`, `empty_message`, `message_too_long`, `invalid_client_message_id`", body = ErrorBody),
+        (status = 400, description = "`invalid_json`, `invalid_text`, `empty_message`, `message_too_long`, `invalid_client_message_id`, `invalid_reply_to`, `invalid_mention`", body = ErrorBody),
         (status = 403, description = "`not_your_account`, `not_a_participant`", body = ErrorBody),
         (status = 404, description = "`account_not_found`, `conversation_not_found`", body = ErrorBody),
         (status = 429, description = "`rate_limited` (posts per user and per address)", body = ErrorBody),
@@ -331,9 +338,12 @@ async fn post_message(
         .chat
         .post_in(&poster, lookup, |author| {
             let key = client_message_id(req.client_message_id.as_deref(), idempotency)?;
+            let mentions = req.mentions.unwrap_or_default();
             Ok(
                 NewMessage::new(author.clone(), Some(&req.text), &[] as &[&str])?
-                    .with_client_id(key),
+                    .with_client_id(key)
+                    .replying_to(req.reply_to.as_deref())?
+                    .mentioning(&mentions)?,
             )
         })
         .await?;

@@ -27,6 +27,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list, create))
         .routes(routes!(edit, remove))
         .routes(routes!(mark_read))
+        .routes(routes!(replies))
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -85,7 +86,7 @@ fn invalid_cursor() -> ApiError {
 }
 
 /// `limit`: a positive integer, default 50, capped at 200.
-fn parse_limit(raw: Option<&str>) -> Result<usize> {
+pub(super) fn parse_limit(raw: Option<&str>) -> Result<usize> {
     match raw {
         None | Some("") => Ok(DEFAULT_LIMIT),
         Some(raw) => match raw.trim().parse::<u64>() {
@@ -110,6 +111,11 @@ struct PostMessage {
     /// A retry with the same id answers 200 with the original message.
     #[schema(max_length = 128)]
     client_message_id: Option<String>,
+    /// The id of a message of this thread that this one replies to.
+    reply_to: Option<String>,
+    /// Members of the thread to mention (at most 50); each gets a `mention` event.
+    #[schema(max_items = 50)]
+    mentions: Option<Vec<String>>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -118,8 +124,10 @@ struct Created {
     message: MessageView,
 }
 
-/// `POST /api/threads/:threadId/messages {body, fileIds, clientMessageId?}` → 201 `{message}`,
-/// broadcast to the thread's room as `message:new`. A retry with the same `clientMessageId` (or
+/// `POST /api/threads/:threadId/messages {body, fileIds, clientMessageId?, replyTo?, mentions?}`
+/// → 201 `{message}`, broadcast to the thread's room as `message:new`; a reply's parent is
+/// broadcast as `message:updated` with its new `replyCount`, and each mentioned member gets
+/// `mention {threadId, message}`. A retry with the same `clientMessageId` (or
 /// `Idempotency-Key` header) answers 200 with the original message and broadcasts nothing.
 #[utoipa::path(post, path = "/api/threads/{thread_id}/messages", tag = "messages",
     params(("thread_id" = String, Path, description = "The thread's id"), ("Idempotency-Key" = Option<String>, Header, description = "Same as `clientMessageId`")),
@@ -127,7 +135,7 @@ struct Created {
     responses(
         (status = 201, description = "Stored and broadcast as `message:new`", body = Created),
         (status = 200, description = "A retry: the original message", body = Created),
-        (status = 400, description = "`invalid_json`, `empty_message`, `message_too_long`, `too_many_files`, `unknown_file`, `invalid_client_message_id`, `invalid_idempotency_key`", body = ErrorBody),
+        (status = 400, description = "`invalid_json`, `empty_message`, `message_too_long`, `too_many_files`, `unknown_file`, `invalid_client_message_id`, `invalid_idempotency_key`, `invalid_reply_to`, `invalid_mention`", body = ErrorBody),
         (status = 403, description = "`not_a_member` (`jwt` mode)", body = ErrorBody),
         (status = 404, description = "`thread_not_found`", body = ErrorBody),
         (status = 429, description = "`rate_limited` (posts per user and per address), with `Retry-After`", body = ErrorBody),
@@ -146,7 +154,13 @@ async fn create(
         .post(&actor, &thread, |author| {
             let key = client_message_id(req.client_message_id.as_deref(), idempotency)?;
             let files = req.file_ids.unwrap_or_default();
-            Ok(NewMessage::new(author.clone(), req.body.as_deref(), &files)?.with_client_id(key))
+            let mentions = req.mentions.unwrap_or_default();
+            Ok(
+                NewMessage::new(author.clone(), req.body.as_deref(), &files)?
+                    .with_client_id(key)
+                    .replying_to(req.reply_to.as_deref())?
+                    .mentioning(&mentions)?,
+            )
         })
         .await?;
     Ok((
@@ -162,8 +176,45 @@ struct EditMessage {
     body: Option<String>,
 }
 
+/// `GET /api/threads/:threadId/messages/:messageId/replies?limit=&cursor=` → `{messages,
+/// nextCursor}`: the message's replies, oldest first, paged like the history.
+#[utoipa::path(get, path = "/api/threads/{thread_id}/messages/{message_id}/replies", tag = "messages",
+    params(("thread_id" = String, Path, description = "The thread's id"), ("message_id" = String, Path, description = "The message replied to"), ListParams),
+    responses(
+        (status = 200, description = "A page of the message's replies, oldest first", body = MessagePage),
+        (status = 400, description = "`invalid_limit`, `invalid_cursor`", body = ErrorBody),
+        (status = 403, description = "`not_a_member` (`jwt` mode)", body = ErrorBody),
+        (status = 404, description = "`thread_not_found`, `message_not_found`", body = ErrorBody),
+        (status = "default", description = "Any other error, `{error, message?}`: 401 `unauthorized`, `invalid_token`, `token_expired` (`jwt` mode); 413 `payload_too_large`; 415 `unsupported_media_type`; 503 `store_unavailable` with `Retry-After`; 507 `insufficient_storage`", body = ErrorBody),
+    ))]
+async fn replies(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path((thread, message)): Path<(String, String)>,
+    Query(params): Query<ListParams>,
+) -> Result<Json<MessagePage>> {
+    let (thread, parent) = (thread_id(&thread)?, message_id(&message)?);
+    let limit = parse_limit(params.limit.as_deref())?;
+    let after = match params.cursor.as_deref() {
+        None | Some("") => None,
+        Some(raw) => Some(MessageId::parse(raw).map_err(|_| invalid_cursor())?),
+    };
+    let (messages, window) = state
+        .chat
+        .replies(&actor, &thread, &parent, after.as_ref(), limit)
+        .await?;
+    let next_cursor = window
+        .more_after
+        .then(|| window.items.last().map(|m| m.id.to_string()))
+        .flatten();
+    Ok(Json(MessagePage {
+        messages,
+        next_cursor,
+    }))
+}
+
 /// A message id in a path: malformed ones name no message.
-fn message_id(raw: &str) -> Result<MessageId> {
+pub(super) fn message_id(raw: &str) -> Result<MessageId> {
     MessageId::parse(raw).map_err(|_| ApiError::NotFound("message_not_found"))
 }
 

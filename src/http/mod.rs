@@ -11,6 +11,8 @@ pub mod messages;
 pub mod metrics;
 mod openapi;
 mod pages;
+pub mod reactions;
+pub mod search;
 pub mod threads;
 
 use std::time::Duration;
@@ -49,6 +51,8 @@ pub fn api(max_upload_bytes: u64) -> OpenApiRouter<AppState> {
     let private = OpenApiRouter::new()
         .merge(threads::router())
         .merge(messages::router())
+        .merge(reactions::router())
+        .merge(search::router())
         .merge(accounts::router())
         .merge(conversations::router())
         .merge(files::router(max_upload_bytes))

@@ -127,12 +127,12 @@ fn too_many_members() -> ApiError {
     )
 }
 
-/// `GET /api/threads/:id` → the thread with the caller's `unreadCount`, or 404
-/// `thread_not_found`.
+/// `GET /api/threads/:id` → the thread with the caller's `unreadCount` and `unreadMentions`,
+/// or 404 `thread_not_found`.
 #[utoipa::path(get, path = "/api/threads/{thread_id}", tag = "threads",
     params(("thread_id" = String, Path, description = "The thread's id")),
     responses(
-        (status = 200, description = "The thread, with the caller's `unreadCount`", body = ThreadView),
+        (status = 200, description = "The thread, with the caller's `unreadCount` and `unreadMentions`", body = ThreadView),
         (status = 403, description = "`not_a_member` (`jwt` mode)", body = ErrorBody),
         (status = 404, description = "`thread_not_found`", body = ErrorBody),
         (status = "default", description = "Any other error, `{error, message?}`: 401 `unauthorized`, `invalid_token`, `token_expired` (`jwt` mode); 413 `payload_too_large`; 415 `unsupported_media_type`; 503 `store_unavailable` with `Retry-After`; 507 `insufficient_storage`", body = ErrorBody),
@@ -145,6 +145,7 @@ async fn show(
     let thread = state.chat.thread(&actor, &thread_id(&id)?).await?;
     let mut view = thread_view(state.store.as_ref(), &thread).await?;
     view.unread_count = Some(state.store.unread_count(&thread.id, &actor.user).await?);
+    view.unread_mentions = Some(state.store.unread_mentions(&thread.id, &actor.user).await?);
     Ok(Json(view))
 }
 

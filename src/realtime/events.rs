@@ -7,10 +7,12 @@ use crate::{
     chat::Since,
     domain::{MessageId, ThreadId},
     error::ApiError,
-    views::MessageView,
+    views::{MessageView, ReactionView},
 };
 
-pub use crate::fanout::{MESSAGE_DELETED, MESSAGE_NEW, MESSAGE_UPDATED, RECEIPT};
+pub use crate::fanout::{
+    MENTION, MESSAGE_DELETED, MESSAGE_NEW, MESSAGE_UPDATED, REACTION_UPDATED, RECEIPT,
+};
 
 /// `message:send`'s payload. Wrong types are refused by the parser (`invalid_payload`); the
 /// values go through the same validation as the REST post.
@@ -21,14 +23,25 @@ pub struct SendMessage {
     pub body: Option<String>,
     pub file_ids: Option<Vec<String>>,
     pub client_message_id: Option<String>,
+    pub reply_to: Option<String>,
+    pub mentions: Option<Vec<String>>,
+}
+
+/// `reaction:add` / `reaction:remove`'s payload.
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct React {
+    pub thread_id: String,
+    pub message_id: String,
+    pub emoji: String,
 }
 
 /// Client → server: join a thread's room. Payload `{threadId, after?, since?}`.
 pub const THREAD_JOIN: &str = "thread:join";
 /// Client → server: leave a thread's room. Payload `{threadId}`.
 pub const THREAD_LEAVE: &str = "thread:leave";
-/// Client → server: post a message. Payload `{threadId, body, fileIds?, clientMessageId?}`;
-/// ack `{ok: true, message}` or `{error}`.
+/// Client → server: post a message. Payload `{threadId, body, fileIds?, clientMessageId?,
+/// replyTo?, mentions?}`; ack `{ok: true, message}` or `{error}`.
 pub const MESSAGE_SEND: &str = "message:send";
 /// Client → server: `{threadId, typing}`; server → the room's other users:
 /// `{threadId, userId, typing}`.
@@ -38,15 +51,22 @@ pub const PRESENCE: &str = "presence";
 /// Client → server: `{threadId, messageId}` moves the reader's position forward; ack
 /// `{ok: true, messageId}` (the position afterwards).
 pub const THREAD_READ: &str = "thread:read";
+/// Client → server: `{threadId, messageId, emoji}` adds the user's reaction; ack `{ok: true,
+/// messageId, reactions}`. The room gets `reaction:updated` when it is new.
+pub const REACTION_ADD: &str = "reaction:add";
+/// Client → server: `{threadId, messageId, emoji}` takes the user's reaction back; ack as
+/// `reaction:add`.
+pub const REACTION_REMOVE: &str = "reaction:remove";
 
 /// Whether `event` is one the product sends its clients: nobody else may send it to them.
 pub fn is_product_event(event: &str) -> bool {
-    use crate::fanout::{MESSAGE_DELETED, MESSAGE_NEW, MESSAGE_UPDATED, RECEIPT};
     [
         MESSAGE_NEW,
         MESSAGE_UPDATED,
         MESSAGE_DELETED,
         RECEIPT,
+        REACTION_UPDATED,
+        MENTION,
         TYPING,
         PRESENCE,
     ]
@@ -78,7 +98,7 @@ pub enum Ack {
     },
     Sent {
         ok: bool,
-        message: MessageView,
+        message: Box<MessageView>,
     },
     /// `thread:join`: the newest position at joining; with `since`/`after`, what was replayed.
     Joined {
@@ -93,6 +113,12 @@ pub enum Ack {
         ok: bool,
         #[serde(rename = "messageId")]
         message_id: MessageId,
+    },
+    Reacted {
+        ok: bool,
+        #[serde(rename = "messageId")]
+        message_id: MessageId,
+        reactions: Vec<ReactionView>,
     },
     Error {
         error: &'static str,
@@ -111,7 +137,10 @@ impl Ack {
     }
 
     pub fn sent(message: MessageView) -> Self {
-        Self::Sent { ok: true, message }
+        Self::Sent {
+            ok: true,
+            message: Box::new(message),
+        }
     }
 
     pub fn entered(seq: u64) -> Self {
@@ -136,6 +165,14 @@ impl Ack {
         Self::Read {
             ok: true,
             message_id,
+        }
+    }
+
+    pub fn reacted(message_id: MessageId, reactions: Vec<ReactionView>) -> Self {
+        Self::Reacted {
+            ok: true,
+            message_id,
+            reactions,
         }
     }
 

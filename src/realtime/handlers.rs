@@ -18,7 +18,8 @@ use super::{
     Identities, Typing,
     admin::Admin,
     events::{
-        self, Ack, MESSAGE_SEND, THREAD_JOIN, THREAD_LEAVE, THREAD_READ, TYPING, TypingPayload,
+        self, Ack, MESSAGE_SEND, REACTION_ADD, REACTION_REMOVE, THREAD_JOIN, THREAD_LEAVE,
+        THREAD_READ, TYPING, TypingPayload,
     },
     handshake::client_ip,
     identities::Identified,
@@ -113,6 +114,8 @@ async fn on_event<A: Adapter>(
         MESSAGE_SEND => _ = reply(ack, socket.send(typed(payload)).await),
         TYPING => _ = reply(ack, socket.typing(typed(payload)).await),
         THREAD_READ => _ = reply(ack, socket.read(typed(payload)).await),
+        REACTION_ADD => _ = reply(ack, socket.react(typed(payload), true).await),
+        REACTION_REMOVE => _ = reply(ack, socket.react(typed(payload), false).await),
         _ => tracing::debug!(sid = %socket.socket.id, event, "event without a handler"),
     }
 }
@@ -256,7 +259,8 @@ impl<A: Adapter> Socket<A> {
         }
     }
 
-    /// `message:send {threadId, body, fileIds?, clientMessageId?}` → the same access rules,
+    /// `message:send {threadId, body, fileIds?, clientMessageId?, replyTo?, mentions?}` → the
+    /// same access rules,
     /// validation, idempotency, storage and broadcast as `POST /api/threads/:id/messages`
     /// (through `Chat::post`); ack `{ok: true, message}` or `{error}`.
     async fn send(&self, payload: Option<events::SendMessage>) -> Result<Ack> {
@@ -274,9 +278,12 @@ impl<A: Adapter> Socket<A> {
                     ),
                 };
                 let files = req.file_ids.unwrap_or_default();
+                let mentions = req.mentions.unwrap_or_default();
                 Ok(
                     NewMessage::new(author.clone(), req.body.as_deref(), &files)?
-                        .with_client_id(key),
+                        .with_client_id(key)
+                        .replying_to(req.reply_to.as_deref())?
+                        .mentioning(&mentions)?,
                 )
             })
             .await?;
@@ -307,6 +314,21 @@ impl<A: Adapter> Socket<A> {
         self.typing.start(&thread, &user, on_expiry);
         send_typing(socket, &thread, &user, true).await;
         Ok(Ack::ok())
+    }
+
+    /// `reaction:add` / `reaction:remove {threadId, messageId, emoji}` → the same rules as the
+    /// REST reaction routes (through `Chat::react`); ack `{ok: true, messageId, reactions}`.
+    async fn react(&self, payload: Option<events::React>, add: bool) -> Result<Ack> {
+        let req = payload.ok_or_else(|| invalid("invalid_payload"))?;
+        let thread = ThreadId::parse(&req.thread_id).map_err(|_| invalid("invalid_thread_id"))?;
+        let message =
+            MessageId::parse(&req.message_id).map_err(|_| invalid("invalid_message_id"))?;
+        let reacted = self
+            .state
+            .chat
+            .react(&self.actor, &thread, &message, &req.emoji, add)
+            .await?;
+        Ok(Ack::reacted(reacted.message, reacted.reactions))
     }
 
     /// `thread:read {threadId, messageId}` → moves the user's read position forward (never

@@ -90,6 +90,14 @@ impl<A: Adapter> Sink for Broadcaster<A> {
         }
     }
 
+    async fn emit_to_users(&self, users: &[UserId], event: &str, payload: &Payload<'_>) {
+        let rooms: Vec<String> = users.iter().map(rooms::user_room).collect();
+        // The adapter reaches every node; a socket in several of the rooms gets it once.
+        if let Err(e) = self.io.to(rooms).emit(event, payload).await {
+            tracing::warn!(error = %e, event, "sending to users failed");
+        }
+    }
+
     fn has_local(&self, thread: &ThreadId) -> bool {
         !self
             .io

@@ -17,11 +17,13 @@ use std::{
 use async_trait::async_trait;
 use dashmap::{DashMap, mapref::entry::Entry};
 
-use super::{Anchor, Store, StoreError, StoreResult, Window};
+use super::{Anchor, Found, Scope, Search, Store, StoreError, StoreResult, Window};
 use crate::domain::{
-    Account, AccountName, ClientMessageId, FileId, FileRecord, FileStatus, MemberSet, Message,
-    MessageId, Thread, ThreadId, Timestamp, UserId,
+    Account, AccountName, ClientMessageId, Emoji, FileId, FileRecord, FileStatus, MemberSet,
+    Message, MessageId, Thread, ThreadId, Timestamp, UserId, reaction,
 };
+
+mod index;
 
 #[derive(Default)]
 pub struct MemoryStore {
@@ -42,6 +44,10 @@ pub struct MemoryStore {
     /// Global activity clock: every thread creation and message append ticks it.
     clock: AtomicU64,
     account_seq: AtomicU64,
+    /// Message text by word. Locked after a thread's log, never before.
+    text: RwLock<index::TextIndex>,
+    /// The store-wide position of the last message appended (search pages by it).
+    positions: AtomicU64,
 }
 
 struct ThreadLog {
@@ -53,10 +59,16 @@ struct ThreadLog {
     positions: HashMap<MessageId, usize>,
     /// (author, idempotency key) → position.
     client_ids: HashMap<(UserId, ClientMessageId), usize>,
-    /// (when, position) of every edit and deletion, in the order they happened.
+    /// (when, position) of every change after creation, in the order they happened.
     changes: Vec<(Timestamp, usize)>,
     /// Member → position of the last message they have read.
     reads: HashMap<UserId, usize>,
+    /// Each message's store-wide position, by position in `messages`.
+    store_positions: Vec<u64>,
+    /// Parent position → its replies' positions, in order.
+    replies: HashMap<usize, Vec<usize>>,
+    /// User → positions of the messages that mention them, in order.
+    mentions: HashMap<UserId, Vec<usize>>,
 }
 
 #[derive(Default)]
@@ -182,6 +194,9 @@ impl Store for MemoryStore {
                     client_ids: HashMap::new(),
                     changes: Vec::new(),
                     reads: HashMap::new(),
+                    store_positions: Vec::new(),
+                    replies: HashMap::new(),
+                    mentions: HashMap::new(),
                 };
                 self.threads
                     .insert(thread.id.clone(), Arc::new(RwLock::new(log)));
@@ -205,6 +220,7 @@ impl Store for MemoryStore {
     }
 
     async fn append_message(&self, mut message: Message) -> StoreResult<(Message, bool)> {
+        let words = index::indexable(&message.body);
         let log = self.log(&message.thread_id)?;
         let mut log = write(&log);
         let client_key = message
@@ -217,6 +233,14 @@ impl Store for MemoryStore {
         if log.positions.contains_key(&message.id) {
             return Err(StoreError::Conflict("message id taken"));
         }
+        let parent = match &message.reply_to {
+            Some(parent) => Some(
+                *log.positions
+                    .get(parent)
+                    .ok_or(StoreError::MessageNotFound)?,
+            ),
+            None => None,
+        };
         let position = log.messages.len();
         message.seq = position as u64 + 1;
         // Times never decrease along a thread's history, whatever order racing posts took
@@ -234,6 +258,22 @@ impl Store for MemoryStore {
                 threads.push(message.thread_id.clone());
             }
         }
+        message.reply_count = 0;
+        message.reactions.clear();
+        message.changed_at = None;
+        if let Some(parent) = parent {
+            let updated = Arc::make_mut(&mut log.messages[parent]);
+            updated.reply_count += 1;
+            updated.changed_at = Some(message.created_at);
+            log.changes.push((message.created_at, parent));
+            log.replies.entry(parent).or_default().push(position);
+        }
+        for user in &message.mentions {
+            log.mentions.entry(user.clone()).or_default().push(position);
+        }
+        let store_position = self.positions.fetch_add(1, Ordering::Relaxed) + 1;
+        log.store_positions.push(store_position);
+        write(&self.text).set(store_position, &message.thread_id, position, words);
         log.messages.push(Arc::new(message.clone()));
         log.thread.updated_at = message.created_at;
         // Tick and record while the log is still locked, so the pending entry of a thread
@@ -302,6 +342,7 @@ impl Store for MemoryStore {
     }
 
     async fn replace_message(&self, message: Message) -> StoreResult<()> {
+        let words = index::indexable(&message.body);
         let log = self.log(&message.thread_id)?;
         let mut log = write(&log);
         let position = *log
@@ -309,11 +350,135 @@ impl Store for MemoryStore {
             .get(&message.id)
             .ok_or(StoreError::MessageNotFound)?;
         let at = message
-            .changed_at()
+            .changed_at
             .ok_or(StoreError::Conflict("a replaced message must be changed"))?;
         log.changes.push((at, position));
-        log.messages[position] = Arc::new(message);
+        // What the author changes; reactions and replies stay as they are stored now.
+        let stored = Arc::make_mut(&mut log.messages[position]);
+        stored.body = message.body;
+        stored.file_ids = message.file_ids;
+        stored.edited_at = message.edited_at;
+        stored.deleted_at = message.deleted_at;
+        stored.changed_at = Some(at);
+        if stored.is_deleted() {
+            stored.reactions.clear();
+        }
+        let store_position = log.store_positions[position];
+        write(&self.text).set(store_position, &message.thread_id, position, words);
         Ok(())
+    }
+
+    async fn react(
+        &self,
+        thread: &ThreadId,
+        id: &MessageId,
+        user: &UserId,
+        emoji: &Emoji,
+        add: bool,
+        at: Timestamp,
+    ) -> StoreResult<(Message, bool)> {
+        let log = self.log(thread)?;
+        let mut log = write(&log);
+        let position = *log.positions.get(id).ok_or(StoreError::MessageNotFound)?;
+        if log.messages[position].is_deleted() {
+            return Err(StoreError::Conflict("message_deleted"));
+        }
+        let mut reactions = log.messages[position].reactions.clone();
+        let changed = reaction::apply(&mut reactions, emoji, user, add)
+            .map_err(|_| StoreError::Conflict("too_many_reactions"))?;
+        if changed {
+            let stored = Arc::make_mut(&mut log.messages[position]);
+            stored.reactions = reactions;
+            stored.changed_at = Some(at);
+            log.changes.push((at, position));
+        }
+        Ok((Message::clone(&log.messages[position]), changed))
+    }
+
+    async fn replies(
+        &self,
+        thread: &ThreadId,
+        parent: &MessageId,
+        after: Option<&MessageId>,
+        limit: usize,
+    ) -> StoreResult<Window<Message>> {
+        let log = self.log(thread)?;
+        let log = read(&log);
+        let parent = *log
+            .positions
+            .get(parent)
+            .ok_or(StoreError::MessageNotFound)?;
+        let replies = log.replies.get(&parent).map(Vec::as_slice).unwrap_or(&[]);
+        let start = match after {
+            None => 0,
+            Some(id) => {
+                let at = log.positions.get(id).ok_or(StoreError::UnknownAnchor)?;
+                replies
+                    .binary_search(at)
+                    .map_err(|_| StoreError::UnknownAnchor)?
+                    + 1
+            }
+        };
+        let end = (start + limit).min(replies.len());
+        Ok(Window {
+            items: replies[start..end]
+                .iter()
+                .map(|&p| Message::clone(&log.messages[p]))
+                .collect(),
+            more_before: start > 0,
+            more_after: end < replies.len(),
+        })
+    }
+
+    async fn search(&self, search: &Search<'_>) -> StoreResult<Vec<Found>> {
+        // Which threads may match, read before the index is locked (see the locking rules).
+        let member_threads: Option<std::collections::HashSet<ThreadId>> = match search.scope {
+            Scope::MemberOf(user) => Some(
+                self.member_index
+                    .get(user)
+                    .map(|index| index.activity_of.keys().cloned().collect())
+                    .unwrap_or_default(),
+            ),
+            _ => None,
+        };
+        let allowed = |thread: &ThreadId| match search.scope {
+            Scope::All => true,
+            Scope::Thread(only) => thread == only,
+            Scope::MemberOf(_) => member_threads
+                .as_ref()
+                .is_some_and(|threads| threads.contains(thread)),
+        };
+        let matches = read(&self.text).matches(search.query, search.before, search.limit, allowed);
+        let mut found = Vec::with_capacity(matches.len());
+        for (store_position, thread, position) in matches {
+            let log = self.log(&thread)?;
+            let message = Message::clone(&read(&log).messages[position]);
+            // Deleted since the index was read.
+            if !message.is_deleted() {
+                found.push(Found {
+                    position: store_position,
+                    message,
+                });
+            }
+        }
+        Ok(found)
+    }
+
+    async fn unread_mentions(&self, thread: &ThreadId, user: &UserId) -> StoreResult<u64> {
+        let log = self.log(thread)?;
+        let log = read(&log);
+        let read_up_to = log.reads.get(user).copied();
+        let Some(mentions) = log.mentions.get(user) else {
+            return Ok(0);
+        };
+        Ok(mentions
+            .iter()
+            .filter(|&&p| read_up_to.is_none_or(|r| p > r))
+            .filter(|&&p| {
+                let m = &log.messages[p];
+                &m.author_id != user && !m.is_deleted()
+            })
+            .count() as u64)
     }
 
     async fn changed_messages(

@@ -8,8 +8,8 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 
 use crate::domain::{
-    Account, AccountName, FileId, FileRecord, FileStatus, Message, MessageId, Thread, ThreadId,
-    Timestamp, UserId,
+    Account, AccountName, Emoji, FileId, FileRecord, FileStatus, Message, MessageId, Thread,
+    ThreadId, Timestamp, UserId, search,
 };
 
 pub mod memory;
@@ -80,6 +80,36 @@ pub struct Summary {
     pub last_message: Option<Message>,
     /// Messages after the reader's read position that others wrote and nobody deleted.
     pub unread_count: u64,
+    /// Those of them that mention the reader.
+    pub unread_mentions: u64,
+}
+
+/// Where a search looks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope<'a> {
+    /// Every thread (no verified identity: nobody to refuse).
+    All,
+    /// The threads this user is a member of.
+    MemberOf(&'a UserId),
+    /// One thread.
+    Thread(&'a ThreadId),
+}
+
+/// A message search: the messages of `scope` whose text has every word of `query` (the last
+/// as a prefix), not deleted, newest first, from just before position `before`.
+#[derive(Debug, Clone)]
+pub struct Search<'a> {
+    pub query: &'a search::Query,
+    pub scope: Scope<'a>,
+    pub before: Option<u64>,
+    pub limit: usize,
+}
+
+/// A message a search found, and its store-wide position (the next page starts before it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    pub position: u64,
+    pub message: Message,
 }
 
 /// The backend a `--database-url` names: none → memory, `sqlite:` → SQLite, `postgres:` →
@@ -114,7 +144,10 @@ pub trait Store: Send + Sync + 'static {
     /// thread's members never change, so backends answer this from memory once known.
     async fn members(&self, id: &ThreadId) -> StoreResult<std::sync::Arc<[UserId]>>;
 
-    /// Appends a message to its thread. Appends to one thread are stored in call order.
+    /// Appends a message to its thread. Appends to one thread are stored in call order. A reply
+    /// (`reply_to`, checked by the caller to name a message of the thread) adds one to its
+    /// parent's `reply_count` and sets the parent's `changed_at`, in the same write; its
+    /// `mentions` are recorded for their unread counts.
     ///
     /// When the message carries a `client_id` that its author already used in this thread,
     /// nothing is stored and the original message comes back with `false`.
@@ -135,11 +168,12 @@ pub trait Store: Send + Sync + 'static {
     /// The message at position `seq` (1-based) of the thread, if there is one.
     async fn message_at(&self, thread: &ThreadId, seq: u64) -> StoreResult<Option<Message>>;
 
-    /// Stores an edited or deleted message (same id, same position). The caller has checked
-    /// who may change it; `changed_at()` of the new state must be set.
+    /// Stores an edited or deleted message (same id, same position): its body, files,
+    /// `edited_at`, `deleted_at` and `changed_at` (which must be set); a tombstone loses its
+    /// reactions. The caller has checked who may change it.
     async fn replace_message(&self, message: Message) -> StoreResult<()>;
 
-    /// The messages at or before `until` whose last edit or deletion happened at or after
+    /// The messages at or before `until` whose last change (`changed_at`) happened at or after
     /// `since`, in thread order: what a client that saw `until` at `since` missed.
     async fn changed_messages(
         &self,
@@ -147,6 +181,37 @@ pub trait Store: Send + Sync + 'static {
         until: &MessageId,
         since: Timestamp,
     ) -> StoreResult<Vec<Message>>;
+
+    /// Adds (`add`) or removes `user`'s reaction `emoji` on a message, setting its `changed_at`
+    /// when that changes anything. Returns the message as it is now and whether it changed.
+    /// Refuses a tombstone (`Conflict("message_deleted")`) and a new emoji beyond the limit
+    /// (`Conflict("too_many_reactions")`). Atomic, across nodes too.
+    async fn react(
+        &self,
+        thread: &ThreadId,
+        id: &MessageId,
+        user: &UserId,
+        emoji: &Emoji,
+        add: bool,
+        at: Timestamp,
+    ) -> StoreResult<(Message, bool)>;
+
+    /// A window of the replies to `parent`, in thread order, starting after the reply `after`
+    /// (from the first without it).
+    async fn replies(
+        &self,
+        thread: &ThreadId,
+        parent: &MessageId,
+        after: Option<&MessageId>,
+        limit: usize,
+    ) -> StoreResult<Window<Message>>;
+
+    /// Up to `search.limit` matching messages, newest first.
+    async fn search(&self, search: &Search<'_>) -> StoreResult<Vec<Found>>;
+
+    /// Messages after `user`'s read position that others wrote, nobody deleted, and that
+    /// mention `user`.
+    async fn unread_mentions(&self, thread: &ThreadId, user: &UserId) -> StoreResult<u64>;
 
     /// Moves `user`'s read position in `thread` forward to `message` (never back). Returns the
     /// position afterwards and whether it moved.
@@ -172,6 +237,7 @@ pub trait Store: Send + Sync + 'static {
             let summary = Summary {
                 last_message: self.last_message(thread).await?,
                 unread_count: self.unread_count(thread, reader).await?,
+                unread_mentions: self.unread_mentions(thread, reader).await?,
             };
             out.insert(thread.clone(), summary);
         }
@@ -237,17 +303,15 @@ mod tests {
 
     fn message(thread: &ThreadId, body: &str, key: Option<&str>) -> Message {
         Message {
-            id: MessageId::generate(),
-            thread_id: thread.clone(),
-            author_id: UserId::parse("ann").unwrap(),
-            body: body.to_owned(),
-            file_ids: vec![],
-            created_at: Timestamp::now(),
             client_id: key.and_then(ClientMessageId::parse),
-            edited_at: None,
-            deleted_at: None,
             // Whatever the caller passes, the store assigns it.
             seq: 99,
+            ..Message::new(
+                thread.clone(),
+                UserId::parse("ann").unwrap(),
+                body.to_owned(),
+                Timestamp::now(),
+            )
         }
     }
 

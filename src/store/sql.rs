@@ -10,6 +10,7 @@
 
 mod activity;
 mod commit;
+mod search;
 
 use std::{collections::HashMap, sync::Arc};
 
@@ -23,10 +24,10 @@ use sqlx::{
     pool::PoolConnection,
 };
 
-use super::{Anchor, Store, StoreError, StoreResult, Summary, Window};
+use super::{Anchor, Found, Search, Store, StoreError, StoreResult, Summary, Window};
 use crate::domain::{
-    Account, AccountName, ClientMessageId, FileId, FileRecord, FileStatus, MemberSet, Message,
-    MessageId, Thread, ThreadId, Timestamp, UserId,
+    Account, AccountName, ClientMessageId, Emoji, FileId, FileRecord, FileStatus, MemberSet,
+    Message, MessageId, Reaction, Thread, ThreadId, Timestamp, UserId, reaction,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -163,10 +164,65 @@ fn corrupt(what: &str) -> StoreError {
     StoreError::Backend(format!("stored {what} is not valid"))
 }
 
-const MESSAGE_COLUMNS: &str =
-    "id, thread_id, author_id, body, file_ids, created_at, client_id, edited_at, deleted_at, seq";
+const MESSAGE_COLUMNS: &str = "id, thread_id, author_id, body, file_ids, created_at, client_id, \
+     edited_at, deleted_at, seq, reply_to, reply_count, mentions, reactions, changed_at";
 /// The columns a new message fills in (it is neither edited nor deleted yet).
-const NEW_MESSAGE_COLUMNS: &str = "id, thread_id, author_id, body, file_ids, created_at, client_id";
+const NEW_MESSAGE_COLUMNS: &str =
+    "id, thread_id, author_id, body, file_ids, created_at, client_id, reply_to, mentions";
+
+/// Reactions as stored: `[{"emoji": "👍", "userIds": ["ann"]}]`.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StoredReaction {
+    emoji: String,
+    user_ids: Vec<String>,
+}
+
+fn reactions_json(reactions: &[Reaction]) -> Option<String> {
+    if reactions.is_empty() {
+        return None;
+    }
+    let stored: Vec<StoredReaction> = reactions
+        .iter()
+        .map(|r| StoredReaction {
+            emoji: r.emoji.as_str().to_owned(),
+            user_ids: r.user_ids.iter().map(|u| u.to_string()).collect(),
+        })
+        .collect();
+    serde_json::to_string(&stored).ok()
+}
+
+fn parse_reactions(raw: Option<String>) -> StoreResult<Vec<Reaction>> {
+    let Some(raw) = raw else {
+        return Ok(Vec::new());
+    };
+    let stored: Vec<StoredReaction> =
+        serde_json::from_str(&raw).map_err(|_| corrupt("reactions"))?;
+    stored
+        .into_iter()
+        .map(|r| {
+            Ok(Reaction {
+                emoji: Emoji::parse(&r.emoji).ok_or_else(|| corrupt("emoji"))?,
+                user_ids: user_ids(&r.user_ids)?,
+            })
+        })
+        .collect()
+}
+
+fn user_ids(raw: &[String]) -> StoreResult<Vec<UserId>> {
+    raw.iter()
+        .map(|u| UserId::parse(u).map_err(|_| corrupt("user id")))
+        .collect()
+}
+
+/// Mentions as stored: a JSON array of user ids, or NULL for none.
+fn mentions_json(mentions: &[UserId]) -> Option<String> {
+    if mentions.is_empty() {
+        return None;
+    }
+    let ids: Vec<&str> = mentions.iter().map(UserId::as_str).collect();
+    serde_json::to_string(&ids).ok()
+}
 const THREAD_COLUMNS: &str = "id, title, member_ids, created_at, updated_at";
 
 impl SqlStore {
@@ -201,6 +257,7 @@ impl SqlStore {
             .map_err(|e| StoreError::Backend(format!("migrations: {e}")))?;
         digest_member_keys(&pool).await?;
         let activity = activity::Activity::start(pool.clone(), sqlite);
+        search::prepare(&pool, sqlite).await?;
         let committer = commit::Committer::start(pool.clone(), sqlite, activity);
         Ok(Self {
             pool,
@@ -234,6 +291,22 @@ impl SqlStore {
                 .try_get::<Option<i64>, _>(8)?
                 .map(Timestamp::from_millis),
             seq: u64::try_from(row.try_get::<i64, _>(9)?).map_err(|_| corrupt("seq"))?,
+            reply_to: row
+                .try_get::<Option<String>, _>(10)?
+                .map(|id| MessageId::parse(&id).map_err(|_| corrupt("reply_to")))
+                .transpose()?,
+            reply_count: u64::try_from(row.try_get::<i64, _>(11)?)
+                .map_err(|_| corrupt("reply_count"))?,
+            mentions: match row.try_get::<Option<String>, _>(12)? {
+                None => Vec::new(),
+                Some(raw) => user_ids(
+                    &serde_json::from_str::<Vec<String>>(&raw).map_err(|_| corrupt("mentions"))?,
+                )?,
+            },
+            reactions: parse_reactions(row.try_get(13)?)?,
+            changed_at: row
+                .try_get::<Option<i64>, _>(14)?
+                .map(Timestamp::from_millis),
         })
     }
 
@@ -284,6 +357,23 @@ impl SqlStore {
             .map(|r| r.try_get::<i64, _>(0))
             .transpose()?
             .ok_or(StoreError::UnknownAnchor)
+    }
+
+    /// `(thread_id, COUNT(*))` rows.
+    async fn counts(&self, query: AnyQuery<'_>) -> StoreResult<Vec<(ThreadId, u64)>> {
+        query
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|row| {
+                let thread = ThreadId::parse(&row.try_get::<String, _>(0)?)
+                    .map_err(|_| corrupt("thread id"))?;
+                Ok((
+                    thread,
+                    u64::try_from(row.try_get::<i64, _>(1)?).unwrap_or(0),
+                ))
+            })
+            .collect()
     }
 
     async fn thread_exists(&self, thread: &ThreadId) -> StoreResult<()> {
@@ -548,12 +638,14 @@ impl Store for SqlStore {
 
     async fn replace_message(&self, message: Message) -> StoreResult<()> {
         let changed_at = message
-            .changed_at()
+            .changed_at
             .ok_or(StoreError::Conflict("a replaced message must be changed"))?;
         let file_ids: Vec<&str> = message.file_ids.iter().map(FileId::as_str).collect();
+        // Reactions are left as stored (they change through `react`), but a tombstone has none.
         let updated = sqlx::query(
             "UPDATE messages SET body = $3, file_ids = $4, edited_at = $5, deleted_at = $6, \
-             changed_at = $7 WHERE thread_id = $1 AND id = $2",
+             changed_at = $7, reactions = CASE WHEN $6 IS NULL THEN reactions END \
+             WHERE thread_id = $1 AND id = $2",
         )
         .bind(message.thread_id.as_str())
         .bind(message.id.as_str())
@@ -587,6 +679,128 @@ impl Store for SqlStore {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(Self::message).collect()
+    }
+
+    async fn react(
+        &self,
+        thread: &ThreadId,
+        id: &MessageId,
+        user: &UserId,
+        emoji: &Emoji,
+        add: bool,
+        at: Timestamp,
+    ) -> StoreResult<(Message, bool)> {
+        // The row is locked from the read to the write: concurrent reactions, from any node,
+        // apply one after the other. (SQLite's `BEGIN IMMEDIATE` already holds the database.)
+        let lock = if self.sqlite { "" } else { " FOR UPDATE" };
+        let mut tx = begin(&self.pool, self.sqlite).await?;
+        let row = sqlx::query(&format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE thread_id = $1 AND id = $2{lock}"
+        ))
+        .bind(thread.as_str())
+        .bind(id.as_str())
+        .fetch_optional(tx.conn())
+        .await?;
+        let Some(row) = row else {
+            tx.rollback().await?;
+            self.thread_exists(thread).await?;
+            return Err(StoreError::MessageNotFound);
+        };
+        let mut message = Self::message(&row)?;
+        if message.is_deleted() {
+            tx.rollback().await?;
+            return Err(StoreError::Conflict("message_deleted"));
+        }
+        let changed = match reaction::apply(&mut message.reactions, emoji, user, add) {
+            Ok(changed) => changed,
+            Err(_) => {
+                tx.rollback().await?;
+                return Err(StoreError::Conflict("too_many_reactions"));
+            }
+        };
+        if !changed {
+            tx.rollback().await?;
+            return Ok((message, false));
+        }
+        message.changed_at = Some(at);
+        sqlx::query(
+            "UPDATE messages SET reactions = $3, changed_at = $4 WHERE thread_id = $1 AND id = $2",
+        )
+        .bind(thread.as_str())
+        .bind(id.as_str())
+        .bind(reactions_json(&message.reactions))
+        .bind(at.as_millis())
+        .execute(tx.conn())
+        .await?;
+        tx.commit().await?;
+        Ok((message, true))
+    }
+
+    async fn replies(
+        &self,
+        thread: &ThreadId,
+        parent: &MessageId,
+        after: Option<&MessageId>,
+        limit: usize,
+    ) -> StoreResult<Window<Message>> {
+        self.seq_of(thread, parent).await.map_err(|e| match e {
+            StoreError::UnknownAnchor => StoreError::MessageNotFound,
+            other => other,
+        })?;
+        let pivot = match after {
+            None => 0,
+            Some(after) => {
+                let reply = self.message(thread, after).await.map_err(|e| match e {
+                    StoreError::MessageNotFound => StoreError::UnknownAnchor,
+                    other => other,
+                })?;
+                if reply.reply_to.as_ref() != Some(parent) {
+                    return Err(StoreError::UnknownAnchor);
+                }
+                i64::try_from(reply.seq).map_err(|_| corrupt("seq"))?
+            }
+        };
+        let rows = sqlx::query(&format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE thread_id = $1 AND reply_to = $2 \
+             AND seq > $3 ORDER BY seq LIMIT $4"
+        ))
+        .bind(thread.as_str())
+        .bind(parent.as_str())
+        .bind(pivot)
+        .bind(page_limit(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut items = rows
+            .iter()
+            .map(Self::message)
+            .collect::<StoreResult<Vec<_>>>()?;
+        let more_after = items.len() > limit;
+        items.truncate(limit);
+        Ok(Window {
+            items,
+            more_before: after.is_some(),
+            more_after,
+        })
+    }
+
+    async fn search(&self, search: &Search<'_>) -> StoreResult<Vec<Found>> {
+        search::run(&self.pool, self.sqlite, search).await
+    }
+
+    async fn unread_mentions(&self, thread: &ThreadId, user: &UserId) -> StoreResult<u64> {
+        let count: i64 = sqlx::query(
+            "SELECT COUNT(*) FROM message_mentions mm JOIN messages m \
+             ON m.thread_id = mm.thread_id AND m.seq = mm.seq \
+             WHERE mm.user_id = $1 AND mm.thread_id = $2 AND m.author_id <> $1 \
+             AND m.deleted_at IS NULL AND mm.seq > COALESCE((SELECT seq FROM read_positions \
+             WHERE thread_id = $2 AND user_id = $1), 0)",
+        )
+        .bind(user.as_str())
+        .bind(thread.as_str())
+        .fetch_one(&self.pool)
+        .await?
+        .try_get(0)?;
+        Ok(u64::try_from(count).unwrap_or(0))
     }
 
     async fn mark_read(
@@ -671,7 +885,7 @@ impl Store for SqlStore {
                 message.thread_id.clone(),
                 Summary {
                     last_message: Some(message),
-                    unread_count: 0,
+                    ..Summary::default()
                 },
             );
         }
@@ -682,23 +896,29 @@ impl Store for SqlStore {
              AND m.seq > COALESCE(r.seq, 0) GROUP BY m.thread_id",
             placeholders(2)
         );
-        for row in bind_threads(sqlx::query(&unread).bind(reader.as_str()), threads)
-            .fetch_all(&self.pool)
-            .await?
-        {
-            let thread =
-                ThreadId::parse(&row.try_get::<String, _>(0)?).map_err(|_| corrupt("thread id"))?;
-            let count = u64::try_from(row.try_get::<i64, _>(1)?).unwrap_or(0);
+        let query = bind_threads(sqlx::query(&unread).bind(reader.as_str()), threads);
+        for (thread, count) in self.counts(query).await? {
             if let Some(summary) = out.get_mut(&thread) {
                 summary.unread_count = count;
             }
         }
+        let mentions = format!(
+            "SELECT mm.thread_id, COUNT(*) FROM message_mentions mm JOIN messages m \
+             ON m.thread_id = mm.thread_id AND m.seq = mm.seq LEFT JOIN read_positions r \
+             ON r.thread_id = mm.thread_id AND r.user_id = $1 \
+             WHERE mm.user_id = $1 AND mm.thread_id IN ({}) AND m.author_id <> $1 \
+             AND m.deleted_at IS NULL AND mm.seq > COALESCE(r.seq, 0) GROUP BY mm.thread_id",
+            placeholders(2)
+        );
+        let query = bind_threads(sqlx::query(&mentions).bind(reader.as_str()), threads);
+        for (thread, count) in self.counts(query).await? {
+            if let Some(summary) = out.get_mut(&thread) {
+                summary.unread_mentions = count;
+            }
+        }
         // Threads without messages.
         for thread in threads {
-            out.entry(thread.clone()).or_insert(Summary {
-                last_message: None,
-                unread_count: 0,
-            });
+            out.entry(thread.clone()).or_default();
         }
         Ok(out)
     }

@@ -5,11 +5,11 @@ use std::{collections::HashMap, future::Future, sync::Arc, time::Instant};
 
 use async_trait::async_trait;
 
-use super::{Anchor, Store, StoreResult, Summary, Window};
+use super::{Anchor, Found, Search, Store, StoreResult, Summary, Window};
 use crate::{
     domain::{
-        Account, AccountName, FileId, FileRecord, FileStatus, Message, MessageId, Thread, ThreadId,
-        Timestamp, UserId,
+        Account, AccountName, Emoji, FileId, FileRecord, FileStatus, Message, MessageId, Thread,
+        ThreadId, Timestamp, UserId,
     },
     metrics::Metrics,
 };
@@ -74,6 +74,39 @@ impl Store for Timed {
     ) -> StoreResult<Window<Message>> {
         self.time("messages", self.inner.messages(thread, anchor, limit))
             .await
+    }
+
+    async fn react(
+        &self,
+        thread: &ThreadId,
+        id: &MessageId,
+        user: &UserId,
+        emoji: &Emoji,
+        add: bool,
+        at: Timestamp,
+    ) -> StoreResult<(Message, bool)> {
+        let work = self.inner.react(thread, id, user, emoji, add, at);
+        self.time("react", work).await
+    }
+
+    async fn replies(
+        &self,
+        thread: &ThreadId,
+        parent: &MessageId,
+        after: Option<&MessageId>,
+        limit: usize,
+    ) -> StoreResult<Window<Message>> {
+        let work = self.inner.replies(thread, parent, after, limit);
+        self.time("replies", work).await
+    }
+
+    async fn search(&self, search: &Search<'_>) -> StoreResult<Vec<Found>> {
+        self.time("search", self.inner.search(search)).await
+    }
+
+    async fn unread_mentions(&self, thread: &ThreadId, user: &UserId) -> StoreResult<u64> {
+        let work = self.inner.unread_mentions(thread, user);
+        self.time("unread_mentions", work).await
     }
 
     async fn last_message(&self, thread: &ThreadId) -> StoreResult<Option<Message>> {

@@ -85,7 +85,7 @@ async fn creating_a_conversation_resolves_the_existing_one() {
     assert_eq!(first.status, StatusCode::CREATED);
     assert_eq!(
         first.body,
-        json!({"id": first.body["id"], "participants": [{"id": a, "name": "A"}, {"id": b, "name": "B"}], "unreadCount": 0}),
+        json!({"id": first.body["id"], "participants": [{"id": a, "name": "A"}, {"id": b, "name": "B"}], "unreadCount": 0, "unreadMentions": 0}),
         "no lastMessage while there is none"
     );
     let back = app

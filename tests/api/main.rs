@@ -10,6 +10,7 @@ mod admin_ui;
 mod auth;
 mod bad_input;
 mod bench_data;
+mod chat_features;
 mod concurrency;
 mod connections;
 mod files;

@@ -139,6 +139,9 @@ async fn posting_a_message_is_201_with_the_message_shape() {
             "fileIds",
             "files",
             "id",
+            "mentions",
+            "reactions",
+            "replyCount",
             "seq",
             "threadId"
         ]

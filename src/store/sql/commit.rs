@@ -15,14 +15,14 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 
 use super::{
     MESSAGE_COLUMNS, NEW_MESSAGE_COLUMNS, SqlStore, Tx, activity::Activity, begin, corrupt,
-    retryable,
+    mentions_json, retryable,
 };
 use crate::{
     domain::{ClientMessageId, FileId, Message, ThreadId, Timestamp, UserId},
     store::{StoreError, StoreResult},
 };
 
-/// Messages per transaction: 8 parameters each stays far below both engines' limits.
+/// Messages per transaction: 10 parameters each stays far below both engines' limits.
 const MAX_BATCH: usize = 256;
 /// Appends waiting for the writer before callers wait to queue.
 const QUEUE: usize = 4 * MAX_BATCH;
@@ -161,7 +161,7 @@ fn key(m: &Message) -> Option<Key<'_>> {
 /// What becomes of each message of a batch.
 enum Plan {
     /// Stored earlier under the same idempotency key.
-    Stored(Message),
+    Stored(Box<Message>),
     /// A retry of the batch's message at this index, which is new.
     SameAs(usize),
     New,
@@ -177,7 +177,7 @@ async fn write(tx: &mut Tx, batch: &[&Message]) -> Result<Option<Vec<Outcome>>, 
         .enumerate()
         .map(|(i, m)| match key(m) {
             Some(k) => match (stored.get(&k), first_of_key.get(&k)) {
-                (Some(earlier), _) => Plan::Stored(earlier.clone()),
+                (Some(earlier), _) => Plan::Stored(Box::new(earlier.clone())),
                 (None, Some(&j)) => Plan::SameAs(j),
                 (None, None) => {
                     first_of_key.insert(k, i);
@@ -216,13 +216,15 @@ async fn write(tx: &mut Tx, batch: &[&Message]) -> Result<Option<Vec<Outcome>>, 
             return Ok(None);
         }
         insert_file_links(tx, batch, &new).await?;
+        count_replies(tx, batch, &new, &seqs).await?;
+        insert_mentions(tx, batch, &new, &seqs).await?;
         mark_activity(tx, &per_thread, &last_seqs).await?;
     }
 
     let mut outcomes: Vec<Outcome> = Vec::with_capacity(batch.len());
     for (i, plan) in plans.into_iter().enumerate() {
         outcomes.push(match plan {
-            Plan::Stored(m) => Ok((m, false)),
+            Plan::Stored(m) => Ok((*m, false)),
             Plan::SameAs(j) => match &outcomes[j] {
                 Ok((m, _)) => Ok((m.clone(), false)),
                 Err(e) => Err(e.clone()),
@@ -337,7 +339,7 @@ async fn insert_messages(
 ) -> Result<usize, sqlx::Error> {
     let sql = format!(
         "INSERT INTO messages ({NEW_MESSAGE_COLUMNS}, seq) VALUES {} ON CONFLICT DO NOTHING",
-        tuples(new.len(), 8)
+        tuples(new.len(), 10)
     );
     let mut query: Query<'_, Any, _> = sqlx::query(&sql);
     for &i in new {
@@ -351,6 +353,8 @@ async fn insert_messages(
             .bind(serde_json::to_string(&file_ids).unwrap_or_default())
             .bind(seqs[&i].1)
             .bind(m.client_id.as_ref().map(ClientMessageId::as_str))
+            .bind(m.reply_to.as_ref().map(|p| p.as_str()))
+            .bind(mentions_json(&m.mentions))
             .bind(seqs[&i].0);
     }
     let done = query.execute(tx.conn()).await?;
@@ -382,6 +386,72 @@ async fn insert_file_links(
         let mut query = sqlx::query(&sql);
         for (file, thread) in chunk {
             query = query.bind(*file).bind(*thread);
+        }
+        query.execute(tx.conn()).await?;
+    }
+    Ok(())
+}
+
+/// Adds the new replies to their parents' `reply_count` (and marks the parents changed, for
+/// rejoining clients), in one statement.
+async fn count_replies(
+    tx: &mut Tx,
+    batch: &[&Message],
+    new: &[usize],
+    seqs: &HashMap<usize, (i64, i64)>,
+) -> Result<(), sqlx::Error> {
+    let mut parents: BTreeMap<(&str, &str), (i64, i64)> = BTreeMap::new();
+    for &i in new {
+        if let Some(parent) = &batch[i].reply_to {
+            let entry = parents
+                .entry((batch[i].thread_id.as_str(), parent.as_str()))
+                .or_default();
+            entry.0 += 1;
+            entry.1 = entry.1.max(seqs[&i].1);
+        }
+    }
+    if parents.is_empty() {
+        return Ok(());
+    }
+    let sql = format!(
+        "UPDATE messages SET reply_count = messages.reply_count + v.column3, \
+         changed_at = v.column4 FROM (VALUES {}) AS v \
+         WHERE messages.thread_id = v.column1 AND messages.id = v.column2",
+        tuples(parents.len(), 4)
+    );
+    let mut query = sqlx::query(&sql);
+    for ((thread, parent), (count, at)) in parents {
+        query = query.bind(thread).bind(parent).bind(count).bind(at);
+    }
+    query.execute(tx.conn()).await?;
+    Ok(())
+}
+
+/// Records who each new message mentions, for their unread mention counts.
+async fn insert_mentions(
+    tx: &mut Tx,
+    batch: &[&Message],
+    new: &[usize],
+    seqs: &HashMap<usize, (i64, i64)>,
+) -> Result<(), sqlx::Error> {
+    let rows: Vec<(&str, &str, i64)> = new
+        .iter()
+        .flat_map(|&i| {
+            batch[i]
+                .mentions
+                .iter()
+                .map(move |u| (u.as_str(), batch[i].thread_id.as_str(), seqs[&i].0))
+        })
+        .collect();
+    for chunk in rows.chunks(MAX_BATCH) {
+        let sql = format!(
+            "INSERT INTO message_mentions (user_id, thread_id, seq) VALUES {} \
+             ON CONFLICT DO NOTHING",
+            tuples(chunk.len(), 3)
+        );
+        let mut query = sqlx::query(&sql);
+        for (user, thread, seq) in chunk {
+            query = query.bind(*user).bind(*thread).bind(*seq);
         }
         query.execute(tx.conn()).await?;
     }

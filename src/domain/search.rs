@@ -1,0 +1,108 @@
+//! Search terms: how message text and queries are cut into words, the same for every backend.
+//!
+//! A word is a run of letters and digits, lowercased and stripped of accents (`Été` → `ete`).
+//! The SQL engines index with their own tokenizers configured to the same rule (SQLite FTS5's
+//! `unicode61 remove_diacritics 2`, PostgreSQL's `unaccent` then `simple`); the memory store
+//! indexes with [`words`].
+
+use unicode_normalization::{UnicodeNormalization, char::is_combining_mark};
+
+/// Longest query accepted, in bytes.
+pub const MAX_QUERY_BYTES: usize = 256;
+/// Most words a query may hold.
+pub const MAX_QUERY_WORDS: usize = 8;
+
+/// The words of `text`, in order, folded.
+pub fn words(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut word = String::new();
+    for c in text.nfkd() {
+        if is_combining_mark(c) {
+            continue;
+        }
+        if c.is_alphanumeric() {
+            word.extend(c.to_lowercase());
+        } else if !word.is_empty() {
+            out.push(std::mem::take(&mut word));
+        }
+    }
+    if !word.is_empty() {
+        out.push(word);
+    }
+    out
+}
+
+/// A parsed query: every word must match; the last one as a prefix too (the user is typing it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Query {
+    pub words: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueryError {
+    /// No word at all.
+    Empty,
+    TooLong,
+}
+
+impl Query {
+    pub fn parse(raw: &str) -> Result<Self, QueryError> {
+        if raw.len() > MAX_QUERY_BYTES {
+            return Err(QueryError::TooLong);
+        }
+        let mut words = words(raw);
+        if words.is_empty() {
+            return Err(QueryError::Empty);
+        }
+        if words.len() > MAX_QUERY_WORDS {
+            return Err(QueryError::TooLong);
+        }
+        // A repeated word adds nothing but work; the last one keeps its place (it is the prefix).
+        let last = words.pop().unwrap_or_default();
+        words.sort_unstable();
+        words.dedup();
+        words.retain(|w| *w != last);
+        words.push(last);
+        Ok(Self { words })
+    }
+
+    /// The words matched whole.
+    pub fn whole(&self) -> &[String] {
+        &self.words[..self.words.len() - 1]
+    }
+
+    /// The last word, matched as a prefix.
+    pub fn prefix(&self) -> &str {
+        self.words.last().map(String::as_str).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_are_folded_letters_and_digits() {
+        assert_eq!(
+            words("Été à l'Hôtel, room 42! naïve—CAFÉ"),
+            ["ete", "a", "l", "hotel", "room", "42", "naive", "cafe"]
+        );
+        assert_eq!(words("  ... "), Vec::<String>::new());
+    }
+
+    #[test]
+    fn queries_keep_the_last_word_as_the_prefix() {
+        let q = Query::parse("lunch Lunch tomor").unwrap();
+        assert_eq!(q.whole(), ["lunch"]);
+        assert_eq!(q.prefix(), "tomor");
+        assert_eq!(Query::parse("?!").unwrap_err(), QueryError::Empty);
+        assert_eq!(
+            Query::parse(&"a ".repeat(9)).unwrap_err(),
+            QueryError::TooLong
+        );
+        assert_eq!(
+            Query::parse(&"a".repeat(300)).unwrap_err(),
+            QueryError::TooLong
+        );
+    }
+}
