@@ -1,6 +1,7 @@
 // A small chat page on threadline's two public contracts, unchanged: the REST APIs for accounts,
-// threads, history, files and edits, and Socket.IO at path /ws for everything live (join with
-// replay, message:send with ack, typing, presence, read receipts, edits and deletions).
+// threads, history, files, edits and reactions, and Socket.IO at path /ws for everything live
+// (join with replay, message:send with ack, replies, typing, presence, read receipts, edits,
+// deletions, reactions and mentions).
 //
 // A first visit asks for a name (an account, kept in localStorage). URL parameters, all
 // optional: ?thread=<id> opens a thread; ?user=<id> acts as that user without an account;
@@ -71,6 +72,8 @@
   let names = new Map(); // its members' names
   let lastSeq = 0; // the position of the last message shown: every rejoin names it (`after`)
   const typing = new Map(); // who is typing in it
+  const shown = new Map(); // the open thread's messages by id, as last drawn
+  let replyingTo = null; // the message the composer answers
   const time = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
 
   const socket = io(server, { path: "/ws", auth: token ? { token } : { userId: me.id } });
@@ -145,17 +148,41 @@
     const body = document.createElement("span");
     body.className = "body";
     body.textContent = message.deletedAt ? "(deleted)" : message.body;
+    if (message.replyTo) {
+      const parent = shown.get(message.replyTo);
+      const quote = document.createElement("span");
+      quote.className = "reply-to";
+      quote.textContent = parent
+        ? `↪ ${names.get(parent.authorId) || parent.authorId}: ${parent.deletedAt ? "(deleted)" : parent.body.slice(0, 60)}`
+        : "↪ a reply";
+      li.append(quote);
+    }
     li.append(at, author, body);
+    if ((message.mentions || []).includes(me.id)) li.classList.add("mentions-me");
     if (message.editedAt && !message.deletedAt) {
       const edited = document.createElement("span");
       edited.className = "edited";
       edited.textContent = "(edited)";
       li.append(edited);
     }
-    if (message.authorId === me.id && !message.deletedAt) {
+    if (message.replyCount) {
+      const replies = document.createElement("span");
+      replies.className = "replies";
+      replies.textContent = `${message.replyCount} ${message.replyCount === 1 ? "reply" : "replies"}`;
+      li.append(replies);
+    }
+    if (!message.deletedAt) li.append(reactionBar(message));
+    if (!message.deletedAt) {
       const actions = document.createElement("span");
       actions.className = "actions";
-      actions.innerHTML = '<button class="edit">edit</button><button class="delete">delete</button>';
+      actions.innerHTML = '<button class="react">👍</button><button class="reply">reply</button>';
+      actions.querySelector(".react").onclick = () => toggleReaction(message, "👍");
+      actions.querySelector(".reply").onclick = () => startReply(message);
+      li.prepend(actions);
+    }
+    if (message.authorId === me.id && !message.deletedAt) {
+      const actions = li.querySelector(".actions");
+      actions.insertAdjacentHTML("beforeend", '<button class="edit">edit</button><button class="delete">delete</button>');
       actions.querySelector(".edit").onclick = async () => {
         const text = prompt("Edit message", message.body);
         if (text !== null && text.trim()) await api("PATCH", `/api/threads/${current}/messages/${message.id}`, { body: text });
@@ -163,7 +190,6 @@
       actions.querySelector(".delete").onclick = async () => {
         if (confirm("Delete this message?")) await api("DELETE", `/api/threads/${current}/messages/${message.id}`);
       };
-      li.prepend(actions);
     }
     const files = document.createElement("div");
     files.className = "files";
@@ -189,9 +215,45 @@
     return li;
   }
 
+  /** The message's reactions: one button per emoji with its count; a click toggles mine. */
+  function reactionBar(message) {
+    const bar = document.createElement("span");
+    bar.className = "reactions";
+    for (const r of message.reactions || []) {
+      const button = document.createElement("button");
+      button.textContent = `${r.emoji} ${r.count}`;
+      button.title = r.userIds.map((u) => names.get(u) || u).join(", ");
+      button.classList.toggle("mine", r.userIds.includes(me.id));
+      button.onclick = () => toggleReaction(message, r.emoji);
+      bar.append(button);
+    }
+    return bar;
+  }
+
+  /** Adds my reaction, or takes it back if it is there; the room (this page too) hears `reaction:updated`. */
+  async function toggleReaction(message, emoji) {
+    const mine = shown.get(message.id)?.reactions?.some((r) => r.emoji === emoji && r.userIds.includes(me.id));
+    const ack = await socket.timeout(10000).emitWithAck(mine ? "reaction:remove" : "reaction:add",
+      { threadId: current, messageId: message.id, emoji });
+    if (ack.error) setState("error", `reaction refused: ${ack.error}`);
+  }
+
+  function startReply(message) {
+    replyingTo = message;
+    $("replying-to").textContent = `${names.get(message.authorId) || message.authorId}: ${message.body.slice(0, 60)}`;
+    $("replying").hidden = false;
+    $("body").focus();
+  }
+  function endReply() {
+    replyingTo = null;
+    $("replying").hidden = true;
+  }
+  $("cancel-reply").onclick = endReply;
+
   /** Shows a message once (history, acks and live events overlap), or redraws it in place. */
   function show(message) {
     if (message.threadId !== current) return;
+    shown.set(message.id, message);
     const old = list.querySelector(`li[data-id="${CSS.escape(message.id)}"]`);
     const li = render(message);
     if (old) return old.replaceWith(li);
@@ -218,6 +280,8 @@
     history.replaceState(null, "", "?" + params);
     $("thread-id").textContent = id;
     list.replaceChildren();
+    shown.clear();
+    endReply();
     lastSeq = 0;
     typing.clear();
     showTyping();
@@ -262,6 +326,14 @@
     li.querySelector(".actions")?.remove();
     li.querySelector(".files")?.remove();
     li.querySelector(".edited")?.remove();
+    li.querySelector(".reactions")?.remove();
+  });
+  socket.on("reaction:updated", ({ threadId, messageId, reactions }) => {
+    const message = shown.get(messageId);
+    if (threadId === current && message) show({ ...message, reactions });
+  });
+  socket.on("mention", ({ threadId, message }) => {
+    if (threadId !== current) setState(document.body.dataset.state, `${names.get(message.authorId) || message.authorId} mentioned you`);
   });
   socket.on("presence", ({ threadId, online }) => {
     if (threadId !== current) return;
@@ -326,6 +398,11 @@
     try {
       const fileIds = file ? [await upload(file)] : [];
       const draft = { threadId: current, body: text, fileIds, clientMessageId: crypto.randomUUID() };
+      if (replyingTo) draft.replyTo = replyingTo.id;
+      // @name mentions the member of that name.
+      const mentions = [...names].filter(([id, name]) => id !== me.id && text.includes(`@${name}`)).map(([id]) => id);
+      if (mentions.length) draft.mentions = mentions;
+      endReply();
       if (socket.connected) {
         const ack = await socket.timeout(10000).emitWithAck("message:send", draft);
         if (!ack.ok) throw new Error(ack.error);

@@ -1,6 +1,7 @@
 // The demo page (`/demo/`) in headless Chromium, as two people use it: each picks a name, one
 // starts a thread with the other, and they see each other's messages with names and times,
-// typing, presence, an image attachment shown inline, an edit, a deletion, and a reconnect.
+// typing, presence, an image attachment shown inline, an edit, reactions, a reply with a
+// mention, a deletion, and a reconnect.
 // Screenshots go to target/test-artifacts/ (docs/demo.png in the README is one of them).
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
@@ -126,6 +127,25 @@ test("two people chat on the demo page", { skip, timeout: 90000 }, async () => {
   await ann.page.fill("#body", "this one stays");
   await ann.page.press("#body", "Enter");
   await message(bob.page, "this one stays").waitFor({ timeout: 10000 });
+
+  // Bob reacts to it: both pages show the count; Ann adds hers with a click on it.
+  const stays = message(bob.page, "this one stays");
+  await stays.hover();
+  await stays.locator("button.react").click();
+  await message(ann.page, "this one stays").locator(".reactions button", { hasText: "👍 1" }).waitFor({ timeout: 10000 });
+  await message(ann.page, "this one stays").locator(".reactions button").click();
+  await stays.locator(".reactions button.mine", { hasText: "👍 2" }).waitFor({ timeout: 10000 });
+  // Ann replies to it, mentioning Bob: the reply quotes it, the parent counts it, Bob is called out.
+  const parent = message(ann.page, "this one stays");
+  await parent.hover();
+  await parent.locator("button.reply").click();
+  await ann.page.locator("#replying", { hasText: "this one stays" }).waitFor();
+  await ann.page.fill("#body", "agreed, @Bob");
+  await ann.page.press("#body", "Enter");
+  const reply = message(bob.page, "agreed, @Bob");
+  await reply.locator(".reply-to", { hasText: "this one stays" }).waitFor({ timeout: 10000 });
+  assert.ok(await reply.evaluate((li) => li.classList.contains("mentions-me")), "Bob's mention is marked");
+  await stays.locator(".replies", { hasText: "1 reply" }).waitFor({ timeout: 10000 });
   await bob.page.screenshot({ path: join(ARTIFACTS, "demo-bob.png") });
   await ann.page.screenshot({ path: join(ARTIFACTS, "demo-ann.png") });
 

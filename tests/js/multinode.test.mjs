@@ -120,6 +120,47 @@ test("two nodes: presence, typing, receipts and edits cross nodes", { skip }, as
   }
 });
 
+test("two nodes: reactions, replies, mentions and search cross nodes", { skip }, async () => {
+  const [a, b] = await twoNodes();
+  const sockets = [];
+  try {
+    const [x, y, z] = [`rx${process.pid}`, `ry${process.pid}`, `rz${process.pid}`];
+    const threadId = await createThread(a, [x, y, z]);
+    const onA = await connect(a, CLIENTS[0], { auth: { userId: x } });
+    // z is on node A too, in no room at all: only its user room hears the mention.
+    const zOnA = await connect(a, CLIENTS[0], { auth: { userId: z } });
+    const onB = await connect(b, CLIENTS[0], { auth: { userId: y } });
+    sockets.push(onA, zOnA, onB);
+    const events = [];
+    for (const name of ["message:new", "message:updated", "reaction:updated"]) onA.on(name, (p) => events.push([name, p]));
+    const mentions = [];
+    zOnA.on("mention", (p) => mentions.push(p));
+    await emitAck(onA, "thread:join", { threadId });
+    await emitAck(onB, "thread:join", { threadId });
+
+    const parent = (await emitAck(onB, "message:send", { threadId, body: "kickoff agenda" })).message;
+    await emitAck(onB, "reaction:add", { threadId, messageId: parent.id, emoji: "👀" });
+    const reply = (await emitAck(onB, "message:send", { threadId, body: "first item", replyTo: parent.id, mentions: [z] })).message;
+    await waitUntil(() => events.length === 4, 5000, "B's events on A");
+    assert.deepEqual(events.map(([n, p]) => [n, p.message?.id ?? p.messageId]), [
+      ["message:new", parent.id], ["reaction:updated", parent.id], ["message:new", reply.id], ["message:updated", parent.id],
+    ]);
+    assert.deepEqual(events[1][1].reactions, [{ emoji: "👀", count: 1, userIds: [y] }]);
+    assert.equal(events[3][1].message.replyCount, 1);
+    await waitUntil(() => mentions.length === 1, 5000, "the mention made on B, on A");
+    assert.deepEqual(mentions[0], { threadId, message: reply });
+    // Both nodes search the one database.
+    for (const node of [a, b]) {
+      const found = await api(node, "GET", `/api/search/messages?q=agend&threadId=${threadId}`, undefined, { "x-user-id": x });
+      assert.deepEqual(found.body.messages.map((m) => m.id), [parent.id]);
+    }
+  } finally {
+    sockets.forEach((s) => s.close());
+    await a.stop();
+    await b.stop();
+  }
+});
+
 test("two nodes: cross-node delivery, order, and a restart that loses nothing", { skip }, async () => {
   const database = databaseArgs(mkdtempSync(join(tmpdir(), "threadline-db-")));
   const node = (dataDir = mkdtempSync(join(tmpdir(), "threadline-node-"))) =>
