@@ -57,11 +57,20 @@ impl App {
             );
         }
         let auth = crate::auth::Auth::from_config(&config)?;
-        let state = AppState::new(config, store, blobs, auth);
+        let state = AppState::new(config, store, blobs, auth)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        if let Some(webhooks) = &state.webhooks {
+            webhooks.start();
+        }
         let config = &state.config;
         // A live upload writes at least once per body timeout.
         let abandoned_after = std::time::Duration::from_millis(config.http_body_timeout_ms * 2);
-        crate::uploads::recover_periodically(&state.store, &state.blobs, abandoned_after);
+        crate::uploads::recover_periodically(
+            &state.chat,
+            &state.store,
+            &state.blobs,
+            abandoned_after,
+        );
 
         let rest = http::router(state.clone());
         let typing = Arc::new(Typing::default());

@@ -18,9 +18,28 @@ use crate::{
     fanout::{Fanout, ThreadEvent},
     limits::Limits,
     metrics::Metrics,
-    store::{Anchor, Found, Scope, Search, Store, StoreError, Window},
-    views::{self, MessageView, ReactionView},
+    store::{Anchor, Announce, Found, OutboxEvent, Scope, Search, Store, StoreError, Window},
+    views::{self, FileView, MessageView, ReactionView, ThreadView},
+    webhooks::Webhooks,
 };
+
+/// `member.mentioned`'s data: who was mentioned, where, by which message.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Mentioned<'a> {
+    thread_id: &'a ThreadId,
+    user_id: &'a UserId,
+    message: &'a MessageView,
+}
+
+/// `reaction.updated`'s data, as the room's `reaction:updated`.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ReactionsData<'a> {
+    thread_id: &'a ThreadId,
+    message_id: &'a MessageId,
+    reactions: &'a [ReactionView],
+}
 
 /// A message's reactions after a change, as the room was told.
 pub struct Reacted {
@@ -89,16 +108,87 @@ pub struct Chat {
     fanout: Arc<Fanout>,
     limits: Arc<Limits>,
     metrics: Arc<Metrics>,
+    /// With webhook endpoints, every change records its events in the same store write.
+    webhooks: Option<Arc<Webhooks>>,
 }
 
 impl Chat {
-    pub fn new(store: Arc<dyn Store>, limits: Arc<Limits>, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        limits: Arc<Limits>,
+        metrics: Arc<Metrics>,
+        webhooks: Option<Arc<Webhooks>>,
+    ) -> Self {
         Self {
             fanout: Fanout::new(Arc::clone(&store)),
             store,
             limits,
             metrics,
+            webhooks,
         }
+    }
+
+    /// The events of one change for the webhook endpoints (none without endpoints).
+    fn events(
+        &self,
+        kind: &'static str,
+        thread: Option<&ThreadId>,
+        data: &impl serde::Serialize,
+    ) -> Vec<OutboxEvent> {
+        match &self.webhooks {
+            Some(webhooks) => webhooks.events(kind, thread, data),
+            None => Vec::new(),
+        }
+    }
+
+    /// Tells the webhook worker that events were recorded.
+    fn recorded(&self) {
+        if let Some(webhooks) = &self.webhooks {
+            webhooks.recorded();
+        }
+    }
+
+    /// Creates a thread, or finds the one with the same members (`thread.created` when new).
+    pub async fn create_thread(&self, thread: Thread) -> Result<(Thread, bool)> {
+        let events = match &self.webhooks {
+            Some(_) => {
+                let names = self.store.account_names(&thread.member_ids).await?;
+                let view = ThreadView::new(&thread, &names);
+                self.events("thread.created", Some(&thread.id), &view)
+            }
+            None => Vec::new(),
+        };
+        let (thread, created) = self.store.create_thread_announced(thread, events).await?;
+        if created {
+            self.recorded();
+        }
+        Ok((thread, created))
+    }
+
+    /// Records the outcome of storing a file's bytes (`file.ready` when it is ready).
+    pub async fn finish_file(
+        &self,
+        id: &FileId,
+        status: crate::domain::FileStatus,
+        sha256: Option<String>,
+    ) -> Result<FileRecord> {
+        let events = match (&self.webhooks, status) {
+            (Some(_), crate::domain::FileStatus::Ready) => {
+                let mut file = self.store.file(id).await?;
+                file.status = status;
+                self.events("file.ready", None, &FileView::from(&file))
+            }
+            _ => Vec::new(),
+        };
+        let recorded = !events.is_empty();
+        let file = self
+            .store
+            .finish_file_announced(id, status, sha256, events)
+            .await?;
+        if recorded {
+            self.recorded();
+        }
+        Ok(file)
     }
 
     /// The fan-out, for the Socket.IO side to attach its sink and relay peers' events to.
@@ -217,9 +307,27 @@ impl Chat {
         // to deliver, so that concurrent posts to one thread share a commit; the turn puts
         // deliveries back in store order (an earlier position still on its way is sent
         // first, from the store, and not again when it arrives).
+        let announce: Option<Announce> = self.webhooks.clone().map(|webhooks| {
+            let files = files.clone();
+            let announce = move |stored: &Message| {
+                let view = MessageView::new(stored, &files);
+                let thread = Some(&stored.thread_id);
+                let mut events = webhooks.events("message.created", thread, &view);
+                for user in stored.mentions.iter().filter(|u| **u != stored.author_id) {
+                    let data = Mentioned {
+                        thread_id: &stored.thread_id,
+                        user_id: user,
+                        message: &view,
+                    };
+                    events.extend(webhooks.events("member.mentioned", thread, &data));
+                }
+                events
+            };
+            Arc::new(announce) as Announce
+        });
         let (message, created) = self
             .store
-            .append_message(message)
+            .append_announced(message, announce)
             .await
             .map_err(|e| match e {
                 // The parent was checked above; only a store that cannot find it says this.
@@ -228,6 +336,7 @@ impl Chat {
             })?;
         let view = MessageView::new(&message, &files);
         if created {
+            self.recorded();
             self.metrics.messages_posted.inc();
             let mut turn = self.fanout.turn(thread).await;
             turn.publish(&message, ThreadEvent::New(&view)).await;
@@ -275,8 +384,12 @@ impl Chat {
         }
         let body = MessageBody::parse(body, !message.file_ids.is_empty())?;
         message.edit(body, Timestamp::now());
-        self.store.replace_message(message.clone()).await?;
         let view = self.views(std::slice::from_ref(&message)).await?.remove(0);
+        let events = self.events("message.updated", Some(&thread), &view);
+        self.store
+            .replace_announced(message.clone(), events)
+            .await?;
+        self.recorded();
         turn.publish(&message, ThreadEvent::Updated(&view)).await;
         Ok(view)
     }
@@ -291,7 +404,17 @@ impl Chat {
             return Ok(());
         }
         message.delete(Timestamp::now());
-        self.store.replace_message(message.clone()).await?;
+        let events = match &self.webhooks {
+            Some(_) => {
+                let tombstone = self.views(std::slice::from_ref(&message)).await?;
+                self.events("message.deleted", Some(&thread), &tombstone[0])
+            }
+            None => Vec::new(),
+        };
+        self.store
+            .replace_announced(message.clone(), events)
+            .await?;
+        self.recorded();
         turn.publish(
             &message,
             ThreadEvent::Deleted {
@@ -336,10 +459,33 @@ impl Chat {
         })?;
         let thread = self.gate(actor, thread).await?;
         let mut turn = self.fanout.turn(&thread).await;
+        let announce: Option<Announce> = self.webhooks.clone().map(|webhooks| {
+            let announce = move |stored: &Message| {
+                let reactions = ReactionView::all(&stored.reactions);
+                let data = ReactionsData {
+                    thread_id: &stored.thread_id,
+                    message_id: &stored.id,
+                    reactions: &reactions,
+                };
+                webhooks.events("reaction.updated", Some(&stored.thread_id), &data)
+            };
+            Arc::new(announce) as Announce
+        });
         let (message, changed) = self
             .store
-            .react(&thread, id, &actor.user, &emoji, add, Timestamp::now())
+            .react(
+                &thread,
+                id,
+                &actor.user,
+                &emoji,
+                add,
+                Timestamp::now(),
+                announce,
+            )
             .await?;
+        if changed {
+            self.recorded();
+        }
         let reactions = ReactionView::all(&message.reactions);
         if changed {
             let event = ThreadEvent::Reactions {

@@ -117,6 +117,67 @@ pub struct Config {
     #[arg(long, env = "THREADLINE_THREAD_RATE_PER_IP")]
     pub thread_rate_per_ip: Option<Setting<Rate>>,
 
+    /// A webhook endpoint: every chat event is posted there, signed (Standard Webhooks).
+    /// Repeat for several; the environment variable takes several separated by spaces.
+    #[arg(long, env = "THREADLINE_WEBHOOK_URL", value_delimiter = ' ')]
+    pub webhook_url: Vec<String>,
+
+    /// The signing secret of each --webhook-url, in order (`whsec_` and base64, as Standard
+    /// Webhooks libraries take it); one secret serves them all.
+    #[arg(
+        long,
+        env = "THREADLINE_WEBHOOK_SECRET",
+        value_delimiter = ' ',
+        hide_env_values = true
+    )]
+    pub webhook_secret: Vec<String>,
+
+    /// The event types each --webhook-url receives, in order, comma-separated (`*`: all, the
+    /// default); one list serves them all. Types: thread.created, message.created,
+    /// message.updated, message.deleted, reaction.updated, member.mentioned, file.ready.
+    #[arg(long, env = "THREADLINE_WEBHOOK_EVENTS", value_delimiter = ' ')]
+    pub webhook_events: Vec<String>,
+
+    /// How long one webhook attempt may take (connect, send, answer), milliseconds.
+    #[arg(long, env = "THREADLINE_WEBHOOK_TIMEOUT_MS", default_value_t = 10_000)]
+    pub webhook_timeout_ms: u64,
+
+    /// Webhook attempts in flight at once, per node.
+    #[arg(long, env = "THREADLINE_WEBHOOK_CONCURRENCY", default_value_t = 16)]
+    pub webhook_concurrency: usize,
+
+    /// The first retry's delay; each next one doubles it (with jitter), milliseconds.
+    #[arg(
+        long,
+        env = "THREADLINE_WEBHOOK_RETRY_BASE_MS",
+        default_value_t = 1_000
+    )]
+    pub webhook_retry_base_ms: u64,
+
+    /// The longest delay between two attempts, milliseconds (default one hour).
+    #[arg(
+        long,
+        env = "THREADLINE_WEBHOOK_RETRY_MAX_MS",
+        default_value_t = 3_600_000
+    )]
+    pub webhook_retry_max_ms: u64,
+
+    /// How long an event is retried before it is marked failed, seconds (default one day).
+    #[arg(
+        long,
+        env = "THREADLINE_WEBHOOK_MAX_AGE_SECS",
+        default_value_t = 86_400
+    )]
+    pub webhook_max_age_secs: u64,
+
+    /// Past this many events waiting for delivery, `/readyz` reports `webhooks`.
+    #[arg(
+        long,
+        env = "THREADLINE_WEBHOOK_BACKLOG_LIMIT",
+        default_value_t = 10_000
+    )]
+    pub webhook_backlog_limit: u64,
+
     /// Message searches per user; jwt default 60/60s.
     #[arg(long, env = "THREADLINE_SEARCH_RATE_PER_USER")]
     pub search_rate_per_user: Option<Setting<Rate>>,

@@ -49,3 +49,4 @@ pub mod store;
 pub mod telemetry;
 pub mod uploads;
 pub mod views;
+pub mod webhooks;

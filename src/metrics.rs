@@ -85,6 +85,18 @@ pub struct Metrics {
     sockets: Family<TransportLabels, Gauge>,
     rooms: Gauge,
     redis_up: Gauge,
+    /// Webhook events waiting for delivery (as the worker last counted them).
+    pub webhook_pending: Gauge,
+    webhook_outcomes: Family<OutcomeLabels, Counter>,
+    /// One webhook attempt: request to answer.
+    pub webhook_attempt_duration: Histogram,
+    /// From an event's recording to its acceptance by the endpoint.
+    pub webhook_lag: Histogram,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: &'static str,
 }
 
 impl Default for Metrics {
@@ -164,9 +176,37 @@ impl Metrics {
                 redis_up.clone(),
             );
         }
+        let webhook_pending = Gauge::default();
+        registry.register(
+            "webhook_outbox_pending",
+            "Webhook events waiting for delivery (recorded, not yet accepted nor given up)",
+            webhook_pending.clone(),
+        );
+        let webhook_outcomes = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "webhook_attempts",
+            "Webhook attempts by outcome: delivered, retried (to be tried again), failed (given up)",
+            webhook_outcomes.clone(),
+        );
+        let webhook_attempt_duration = latency();
+        registry.register(
+            "webhook_attempt_duration_seconds",
+            "Time of one webhook attempt, request to answer",
+            webhook_attempt_duration.clone(),
+        );
+        let webhook_lag = Histogram::new(exponential_buckets(0.001, 2.0, 28));
+        registry.register(
+            "webhook_delivery_lag_seconds",
+            "From a webhook event's recording to its acceptance by the endpoint",
+            webhook_lag.clone(),
+        );
         Self {
             registry,
             sampler: OnceLock::new(),
+            webhook_pending,
+            webhook_outcomes,
+            webhook_attempt_duration,
+            webhook_lag,
             messages_posted,
             deliveries,
             http_requests,
@@ -183,6 +223,13 @@ impl Metrics {
     /// The counter of refusals by the limit named `limit` (resolved once, kept by the limit).
     pub fn refusals(&self, limit: &'static str) -> Counter {
         self.refusals.get_or_create(&LimitLabels { limit }).clone()
+    }
+
+    /// The counter of webhook attempts that ended in `outcome`.
+    pub fn webhook_outcome(&self, outcome: &'static str) -> Counter {
+        self.webhook_outcomes
+            .get_or_create(&OutcomeLabels { outcome })
+            .clone()
     }
 
     /// Times `operation` on the store `backend`.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::{
     auth::Auth, blobs::Blobs, chat::Chat, config::Config, limits::Limits, metrics::Metrics,
-    readiness::RedisLink, store::Store,
+    readiness::RedisLink, store::Store, webhooks::Webhooks,
 };
 
 #[derive(Clone)]
@@ -23,15 +23,24 @@ pub struct AppState {
     pub redis: Option<Arc<RedisLink>>,
     /// What `GET /metrics` reports.
     pub metrics: Arc<Metrics>,
+    /// `Some` when webhook endpoints are configured.
+    pub webhooks: Option<Arc<Webhooks>>,
 }
 
 impl AppState {
-    pub fn new(config: Config, store: Arc<dyn Store>, blobs: Blobs, auth: Option<Auth>) -> Self {
+    /// Fails on a webhook configuration that cannot work (a bad URL or secret).
+    pub fn new(
+        config: Config,
+        store: Arc<dyn Store>,
+        blobs: Blobs,
+        auth: Option<Auth>,
+    ) -> Result<Self, String> {
         let metrics = Arc::new(Metrics::new(config.redis_url.is_some()));
         let store = crate::store::timed(store, &metrics);
         let limits = Arc::new(Limits::from_config(&config, &metrics));
+        let webhooks = Webhooks::from_config(&config, Arc::clone(&store), Arc::clone(&metrics))?;
         limits.sweep_periodically();
-        Self {
+        Ok(Self {
             redis: config
                 .redis_url
                 .as_ref()
@@ -40,13 +49,15 @@ impl AppState {
                 Arc::clone(&store),
                 Arc::clone(&limits),
                 Arc::clone(&metrics),
+                webhooks.clone(),
             )),
+            webhooks,
             metrics,
             limits,
             auth: auth.map(Arc::new),
             blobs: Arc::new(blobs),
             store,
             config: Arc::new(config),
-        }
+        })
     }
 }

@@ -12,6 +12,7 @@ use std::{sync::Arc, time::Duration};
 
 use crate::{
     blobs::{Blobs, Place},
+    chat::Chat,
     domain::{FileRecord, FileStatus, Timestamp},
     store::{Store, StoreError},
 };
@@ -22,28 +23,39 @@ const EVERY: Duration = Duration::from_secs(5);
 
 /// Runs [`recover`] now and every few seconds, for as long as the store is in use. Partial
 /// files untouched for `abandoned_after` are removed.
-pub fn recover_periodically(store: &Arc<dyn Store>, blobs: &Arc<Blobs>, abandoned_after: Duration) {
-    let (store, blobs) = (Arc::downgrade(store), Arc::downgrade(blobs));
+pub fn recover_periodically(
+    chat: &Arc<Chat>,
+    store: &Arc<dyn Store>,
+    blobs: &Arc<Blobs>,
+    abandoned_after: Duration,
+) {
+    let (chat, store, blobs) = (
+        Arc::downgrade(chat),
+        Arc::downgrade(store),
+        Arc::downgrade(blobs),
+    );
     tokio::spawn(async move {
         loop {
-            let (Some(store), Some(blobs)) = (store.upgrade(), blobs.upgrade()) else {
+            let (Some(chat), Some(store), Some(blobs)) =
+                (chat.upgrade(), store.upgrade(), blobs.upgrade())
+            else {
                 return;
             };
-            recover(store.as_ref(), &blobs, abandoned_after).await;
-            drop((store, blobs));
+            recover(&chat, store.as_ref(), &blobs, abandoned_after).await;
+            drop((chat, store, blobs));
             tokio::time::sleep(EVERY).await;
         }
     });
 }
 
 /// One pass (see the module doc).
-pub async fn recover(store: &dyn Store, blobs: &Blobs, abandoned_after: Duration) {
+pub async fn recover(chat: &Chat, store: &dyn Store, blobs: &Blobs, abandoned_after: Duration) {
     let stale_before =
         Timestamp::from_millis(Timestamp::now().as_millis() - STALE_AFTER.as_millis() as i64);
     match store.stale_uploads(stale_before).await {
         Ok(stale) => {
             for upload in stale {
-                finish(store, blobs, &upload).await;
+                finish(chat, blobs, &upload).await;
             }
         }
         Err(e) => tracing::warn!(error = %e, "listing unfinished uploads failed"),
@@ -68,7 +80,7 @@ pub async fn recover(store: &dyn Store, blobs: &Blobs, abandoned_after: Duration
     }
 }
 
-async fn finish(store: &dyn Store, blobs: &Blobs, upload: &FileRecord) {
+async fn finish(chat: &Chat, blobs: &Blobs, upload: &FileRecord) {
     let id = &upload.id;
     let outcome = match blobs.inspect(id).await {
         Ok(Some((place, size, sha256))) if size == upload.size => {
@@ -101,7 +113,7 @@ async fn finish(store: &dyn Store, blobs: &Blobs, upload: &FileRecord) {
     if outcome.0 == FileStatus::Failed {
         blobs.remove(id).await;
     }
-    match store.finish_file(id, outcome.0, outcome.1).await {
+    match chat.finish_file(id, outcome.0, outcome.1).await {
         Ok(_) => {
             tracing::info!(file = %id, status = outcome.0.as_str(), "finished an upload left by a crash")
         }

@@ -30,7 +30,7 @@ pub async fn fresh_database(url: &str) -> Result<String> {
 }
 
 /// The unique key the product gives a member set: `#` and the SHA-256 of its sorted ids.
-fn member_key(members: &[&str]) -> String {
+pub fn member_key(members: &[&str]) -> String {
     let mut sorted = members.to_vec();
     sorted.sort_unstable();
     format!("#{:x}", Sha256::digest(sorted.join(",").as_bytes()))

@@ -10,6 +10,7 @@
 mod durable;
 mod rest;
 mod scenarios;
+mod search;
 
 use std::fmt::Write as _;
 
@@ -43,6 +44,9 @@ enum Scenario {
     /// threadline on each backend: the conversation list of a member of 10 and of 1,000
     /// conversations.
     Conversations,
+    /// threadline on SQLite and PostgreSQL (--postgres-url): message search over
+    /// --search-messages stored messages, as users type queries.
+    Search,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -114,6 +118,12 @@ struct Args {
     /// Length of each durable-posting run, seconds.
     #[arg(long, default_value_t = 10.0)]
     durable_seconds: f64,
+    /// Messages stored for the search scenario.
+    #[arg(long, default_value_t = 1_000_000)]
+    search_messages: u64,
+    /// Searches timed per query kind in the search scenario.
+    #[arg(long, default_value_t = 300)]
+    search_samples: u64,
     /// A Redis server for the cross-node run of the backends scenario.
     #[arg(long, env = "THREADLINE_BENCH_REDIS")]
     redis_url: Option<String>,
@@ -952,7 +962,11 @@ fn main() -> Result<()> {
     let side_by_side = args.scenarios.iter().any(|s| {
         !matches!(
             s,
-            Scenario::Backends | Scenario::Scale | Scenario::Durable | Scenario::Conversations
+            Scenario::Backends
+                | Scenario::Scale
+                | Scenario::Durable
+                | Scenario::Conversations
+                | Scenario::Search
         )
     });
     if side_by_side {
@@ -979,6 +993,15 @@ fn main() -> Result<()> {
     }
     if args.scenarios.contains(&Scenario::Conversations) {
         println!("{}", runtime.block_on(conversations(&args))?);
+    }
+    if args.scenarios.contains(&Scenario::Search) {
+        let run = search::run(
+            &args.threadline_bin,
+            args.postgres_url.as_deref(),
+            args.search_messages,
+            args.search_samples,
+        );
+        println!("{}", runtime.block_on(run)?);
     }
     Ok(())
 }

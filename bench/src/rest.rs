@@ -16,6 +16,8 @@ use crate::Result;
 pub struct Rest {
     sender: SendRequest<Full<Bytes>>,
     host: String,
+    /// `Bearer <token>` on every request, for a server in jwt mode.
+    authorization: Option<String>,
 }
 
 impl Rest {
@@ -27,7 +29,13 @@ impl Rest {
         Ok(Self {
             sender,
             host: addr.to_string(),
+            authorization: None,
         })
+    }
+
+    /// Sends `token` as the bearer of every request from now on.
+    pub fn bearer(&mut self, token: &str) {
+        self.authorization = Some(format!("Bearer {token}"));
     }
 
     pub async fn request(
@@ -37,12 +45,15 @@ impl Rest {
         body: Option<String>,
     ) -> Result<(u16, Bytes)> {
         self.sender.ready().await?;
-        let request = Request::builder()
+        let mut request = Request::builder()
             .method(method)
             .uri(path)
             .header("host", &self.host)
-            .header("content-type", "application/json")
-            .body(Full::new(Bytes::from(body.unwrap_or_default())))?;
+            .header("content-type", "application/json");
+        if let Some(authorization) = &self.authorization {
+            request = request.header("authorization", authorization);
+        }
+        let request = request.body(Full::new(Bytes::from(body.unwrap_or_default())))?;
         let response = self.sender.send_request(request).await?;
         let status = response.status().as_u16();
         let body = response.into_body().collect().await?.to_bytes();

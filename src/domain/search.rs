@@ -32,7 +32,8 @@ pub fn words(text: &str) -> Vec<String> {
     out
 }
 
-/// A parsed query: every word must match; the last one as a prefix too (the user is typing it).
+/// A parsed query: every word must match; the last one as a prefix too (the user is typing it),
+/// unless it is a single character (a one-letter prefix matches nearly everything).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Query {
     pub words: Vec<String>,
@@ -71,9 +72,29 @@ impl Query {
         &self.words[..self.words.len() - 1]
     }
 
-    /// The last word, matched as a prefix.
+    /// The last word, matched as a prefix when [`Query::by_prefix`].
     pub fn prefix(&self) -> &str {
         self.words.last().map(String::as_str).unwrap_or_default()
+    }
+
+    /// Whether the last word matches as a prefix (else whole).
+    pub fn by_prefix(&self) -> bool {
+        self.prefix().chars().nth(1).is_some()
+    }
+
+    /// Whether `word` matches the last word of the query.
+    pub fn fits_last(&self, word: &str) -> bool {
+        if self.by_prefix() {
+            word.starts_with(self.prefix())
+        } else {
+            word == self.prefix()
+        }
+    }
+
+    /// Whether `text` matches: it has every whole word, and one that fits the last.
+    pub fn matches(&self, text: &str) -> bool {
+        let words = words(text);
+        self.whole().iter().all(|w| words.contains(w)) && words.iter().any(|w| self.fits_last(w))
     }
 }
 
@@ -95,6 +116,13 @@ mod tests {
         let q = Query::parse("lunch Lunch tomor").unwrap();
         assert_eq!(q.whole(), ["lunch"]);
         assert_eq!(q.prefix(), "tomor");
+        assert!(q.matches("Tomorrow: LUNCH!"));
+        assert!(!q.matches("lunch today"));
+        assert!(!q.matches("tomorrow"));
+        let single = Query::parse("plan b").unwrap();
+        assert!(!single.by_prefix());
+        assert!(single.matches("plan B it is"));
+        assert!(!single.matches("plan but"));
         assert_eq!(Query::parse("?!").unwrap_err(), QueryError::Empty);
         assert_eq!(
             Query::parse(&"a ".repeat(9)).unwrap_err(),

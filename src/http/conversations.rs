@@ -219,8 +219,8 @@ async fn create(
     let members = MemberSet::new([account.id.clone(), with.id.clone()])
         .map_err(|_| ApiError::Internal("two distinct members form a member set".into()))?;
     let (thread, created) = state
-        .store
-        .create_or_resolve_thread(Thread::new(None, &members))
+        .chat
+        .create_thread(Thread::new(None, &members))
         .await?;
     Ok((
         super::created_or_found(created),

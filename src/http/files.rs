@@ -139,7 +139,7 @@ async fn upload(
                 (FileStatus::Failed, None)
             }
         };
-        if let Err(e) = state.store.finish_file(&id, outcome.0, outcome.1).await {
+        if let Err(e) = state.chat.finish_file(&id, outcome.0, outcome.1).await {
             tracing::error!(error = %e, file = %id, "recording upload status failed");
         }
     });

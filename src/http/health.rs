@@ -26,6 +26,13 @@ pub struct Health {
     /// What fails when not ready: `store`, `redis`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     failing: Vec<&'static str>,
+    /// What an operator should look at although the node serves: `webhook_backlog` when more
+    /// webhook events wait than `--webhook-backlog-limit`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    warnings: Vec<&'static str>,
+    /// With webhook endpoints: the events waiting for delivery.
+    #[serde(rename = "webhookBacklog", skip_serializing_if = "Option::is_none")]
+    webhook_backlog: Option<u64>,
 }
 
 /// `GET /healthz` → 200 `{"status": "ok"}` while the server is up (liveness: restart me only if
@@ -36,11 +43,16 @@ async fn healthz() -> Json<Health> {
     Json(Health {
         status: "ok",
         failing: Vec::new(),
+        warnings: Vec::new(),
+        webhook_backlog: None,
     })
 }
 
 /// `GET /readyz` → 200 `{"status": "ready"}` when the store answers and, with several nodes,
-/// Redis is connected; else 503 `{"status": "not_ready", "failing": ["store", "redis"]}`.
+/// Redis is connected; else 503 `{"status": "not_ready", "failing": ["store", "redis"]}`. With
+/// webhook endpoints it adds `webhookBacklog` (events waiting), and the warning
+/// `webhook_backlog` past `--webhook-backlog-limit`: reported, not failing, because the node
+/// still serves (a dead endpoint must not take every node out of rotation).
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses(
         (status = 200, description = "The store answers (and Redis, with several nodes)", body = Health),
@@ -55,17 +67,20 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
     if state.redis.as_ref().is_some_and(|link| !link.is_up()) {
         failing.push("redis");
     }
-    if failing.is_empty() {
-        let ready = Health {
-            status: "ready",
-            failing,
-        };
-        (StatusCode::OK, Json(ready))
-    } else {
-        let not_ready = Health {
-            status: "not_ready",
-            failing,
-        };
-        (StatusCode::SERVICE_UNAVAILABLE, Json(not_ready))
-    }
+    let webhook_backlog = state.webhooks.as_ref().map(|w| w.pending());
+    let warnings = match &state.webhooks {
+        Some(webhooks) if webhooks.backlogged() => vec!["webhook_backlog"],
+        _ => Vec::new(),
+    };
+    let (code, status) = match failing.is_empty() {
+        true => (StatusCode::OK, "ready"),
+        false => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
+    };
+    let health = Health {
+        status,
+        failing,
+        warnings,
+        webhook_backlog,
+    };
+    (code, Json(health))
 }

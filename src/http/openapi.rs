@@ -14,7 +14,8 @@ use utoipa::{
     ),
     tags(
         (name = "threads", description = "The stub's threads API"),
-        (name = "messages", description = "A thread's messages: history, post, edit, delete, read position"),
+        (name = "messages", description = "A thread's messages: history, post, edit, delete, read position, replies, search"),
+        (name = "reactions", description = "Reactions on a message"),
         (name = "files", description = "Uploads, their status, downloads"),
         (name = "accounts", description = "The messenger README's accounts"),
         (name = "conversations", description = "The messenger README's conversations (a conversation is a thread)"),

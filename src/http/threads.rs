@@ -108,7 +108,7 @@ async fn create_or_resolve(
         created_at: now,
         updated_at: now,
     };
-    let (thread, created) = state.store.create_or_resolve_thread(thread).await?;
+    let (thread, created) = state.chat.create_thread(thread).await?;
     let status = if created {
         StatusCode::CREATED
     } else {

@@ -12,18 +12,23 @@ use std::{
         Arc, RwLock,
         atomic::{AtomicU64, Ordering},
     },
+    time::Duration,
 };
 
 use async_trait::async_trait;
 use dashmap::{DashMap, mapref::entry::Entry};
 
-use super::{Anchor, Found, Scope, Search, Store, StoreError, StoreResult, Window};
+use super::{
+    Anchor, Announce, Delivery, Found, OutboxEvent, Scope, Search, Store, StoreError, StoreResult,
+    Window,
+};
 use crate::domain::{
     Account, AccountName, ClientMessageId, Emoji, FileId, FileRecord, FileStatus, MemberSet,
     Message, MessageId, Thread, ThreadId, Timestamp, UserId, reaction,
 };
 
 mod index;
+mod outbox;
 
 #[derive(Default)]
 pub struct MemoryStore {
@@ -48,6 +53,8 @@ pub struct MemoryStore {
     text: RwLock<index::TextIndex>,
     /// The store-wide position of the last message appended (search pages by it).
     positions: AtomicU64,
+    /// Webhook events not yet delivered. Locked after a thread's log, never before.
+    outbox: std::sync::Mutex<outbox::Outbox>,
 }
 
 struct ThreadLog {
@@ -103,6 +110,16 @@ impl MemoryStore {
             .get(id)
             .map(|entry| Arc::clone(entry.value()))
             .ok_or(StoreError::ThreadNotFound)
+    }
+
+    fn outbox(&self) -> std::sync::MutexGuard<'_, outbox::Outbox> {
+        self.outbox.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn record(&self, events: Vec<OutboxEvent>) {
+        if !events.is_empty() {
+            self.outbox().record(events);
+        }
     }
 
     fn tick(&self) -> u64 {
@@ -172,7 +189,11 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    async fn create_or_resolve_thread(&self, thread: Thread) -> StoreResult<(Thread, bool)> {
+    async fn create_thread_announced(
+        &self,
+        thread: Thread,
+        events: Vec<OutboxEvent>,
+    ) -> StoreResult<(Thread, bool)> {
         let members = MemberSet::new(thread.member_ids.iter().cloned())
             .map_err(|_| StoreError::Conflict("invalid member set"))?;
         match self.by_members.entry(members.key().to_vec()) {
@@ -202,6 +223,7 @@ impl Store for MemoryStore {
                     .insert(thread.id.clone(), Arc::new(RwLock::new(log)));
                 self.index_thread(&thread, activity);
                 slot.insert(thread.id.clone());
+                self.record(events);
                 Ok((thread, true))
             }
         }
@@ -219,7 +241,11 @@ impl Store for MemoryStore {
         Ok(members)
     }
 
-    async fn append_message(&self, mut message: Message) -> StoreResult<(Message, bool)> {
+    async fn append_announced(
+        &self,
+        mut message: Message,
+        announce: Option<Announce>,
+    ) -> StoreResult<(Message, bool)> {
         let words = index::indexable(&message.body);
         let log = self.log(&message.thread_id)?;
         let mut log = write(&log);
@@ -281,6 +307,9 @@ impl Store for MemoryStore {
         let activity = self.tick();
         self.pending_activity
             .insert(message.thread_id.clone(), activity);
+        if let Some(announce) = announce {
+            self.record(announce(&message));
+        }
         Ok((message, true))
     }
 
@@ -341,7 +370,11 @@ impl Store for MemoryStore {
             .map(|m| Message::clone(m)))
     }
 
-    async fn replace_message(&self, message: Message) -> StoreResult<()> {
+    async fn replace_announced(
+        &self,
+        message: Message,
+        events: Vec<OutboxEvent>,
+    ) -> StoreResult<()> {
         let words = index::indexable(&message.body);
         let log = self.log(&message.thread_id)?;
         let mut log = write(&log);
@@ -365,6 +398,7 @@ impl Store for MemoryStore {
         }
         let store_position = log.store_positions[position];
         write(&self.text).set(store_position, &message.thread_id, position, words);
+        self.record(events);
         Ok(())
     }
 
@@ -376,6 +410,7 @@ impl Store for MemoryStore {
         emoji: &Emoji,
         add: bool,
         at: Timestamp,
+        announce: Option<Announce>,
     ) -> StoreResult<(Message, bool)> {
         let log = self.log(thread)?;
         let mut log = write(&log);
@@ -391,6 +426,9 @@ impl Store for MemoryStore {
             stored.reactions = reactions;
             stored.changed_at = Some(at);
             log.changes.push((at, position));
+            if let Some(announce) = announce {
+                self.record(announce(&log.messages[position]));
+            }
         }
         Ok((Message::clone(&log.messages[position]), changed))
     }
@@ -732,16 +770,48 @@ impl Store for MemoryStore {
             .collect())
     }
 
-    async fn finish_file(
+    async fn finish_file_announced(
         &self,
         id: &FileId,
         status: FileStatus,
         sha256: Option<String>,
+        events: Vec<OutboxEvent>,
     ) -> StoreResult<FileRecord> {
         let mut file = self.files.get_mut(id).ok_or(StoreError::FileNotFound)?;
         file.status = status;
         file.sha256 = sha256;
+        self.record(events);
         Ok(file.clone())
+    }
+
+    async fn outbox_claim(
+        &self,
+        endpoints: &[String],
+        _node: &str,
+        now: Timestamp,
+        lease: Duration,
+        limit: usize,
+    ) -> StoreResult<Vec<Delivery>> {
+        Ok(self.outbox().claim(endpoints, now, lease, limit))
+    }
+
+    async fn outbox_delivered(&self, row: u64) -> StoreResult<()> {
+        self.outbox().delivered(row);
+        Ok(())
+    }
+
+    async fn outbox_retry(&self, row: u64, attempts: u32, at: Timestamp) -> StoreResult<()> {
+        self.outbox().retry(row, attempts, at);
+        Ok(())
+    }
+
+    async fn outbox_failed(&self, row: u64, _at: Timestamp) -> StoreResult<()> {
+        self.outbox().failed(row);
+        Ok(())
+    }
+
+    async fn outbox_pending(&self, endpoints: &[String]) -> StoreResult<u64> {
+        Ok(self.outbox().pending(endpoints))
     }
 
     async fn file(&self, id: &FileId) -> StoreResult<FileRecord> {

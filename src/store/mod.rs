@@ -3,7 +3,7 @@
 //! Backends: [`memory::MemoryStore`] (DashMap, the embedded default) and [`sql::SqlStore`]
 //! (SQLite or PostgreSQL, chosen by `--database-url`).
 
-use std::collections::HashMap;
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 
@@ -105,6 +105,36 @@ pub struct Search<'a> {
     pub limit: usize,
 }
 
+/// An event for a webhook endpoint, recorded in the same write as the change it describes
+/// (the outbox): a crash between the change and the delivery loses nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxEvent {
+    /// The event's id (`webhook-id`): the same on every retry, and for every endpoint.
+    pub id: String,
+    /// The endpoint's URL.
+    pub endpoint: String,
+    /// The thread it is about: an endpoint gets a thread's events in the order recorded.
+    pub thread: Option<ThreadId>,
+    /// Its type, `message.created`, ….
+    pub kind: String,
+    /// The signed body, `{id, type, timestamp, data}`.
+    pub body: String,
+    pub at: Timestamp,
+}
+
+/// An event taken from the outbox for delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// Its row in the outbox.
+    pub row: u64,
+    pub event: OutboxEvent,
+    /// Failed attempts so far.
+    pub attempts: u32,
+}
+
+/// The outbox events of a message as it was stored (its `seq` and time are the store's).
+pub type Announce = Arc<dyn Fn(&Message) -> Vec<OutboxEvent> + Send + Sync>;
+
 /// A message a search found, and its store-wide position (the next page starts before it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Found {
@@ -136,7 +166,16 @@ pub trait Store: Send + Sync + 'static {
 
     /// Creates `thread`, or returns the stored thread with the same member set.
     /// The flag is `true` when `thread` was created.
-    async fn create_or_resolve_thread(&self, thread: Thread) -> StoreResult<(Thread, bool)>;
+    async fn create_or_resolve_thread(&self, thread: Thread) -> StoreResult<(Thread, bool)> {
+        self.create_thread_announced(thread, Vec::new()).await
+    }
+
+    /// [`Store::create_or_resolve_thread`], recording `events` with a creation.
+    async fn create_thread_announced(
+        &self,
+        thread: Thread,
+        events: Vec<OutboxEvent>,
+    ) -> StoreResult<(Thread, bool)>;
 
     async fn thread(&self, id: &ThreadId) -> StoreResult<Thread>;
 
@@ -151,7 +190,17 @@ pub trait Store: Send + Sync + 'static {
     ///
     /// When the message carries a `client_id` that its author already used in this thread,
     /// nothing is stored and the original message comes back with `false`.
-    async fn append_message(&self, message: Message) -> StoreResult<(Message, bool)>;
+    async fn append_message(&self, message: Message) -> StoreResult<(Message, bool)> {
+        self.append_announced(message, None).await
+    }
+
+    /// [`Store::append_message`], recording what `announce` makes of the stored message in the
+    /// same write (nothing for an idempotent retry).
+    async fn append_announced(
+        &self,
+        message: Message,
+        announce: Option<Announce>,
+    ) -> StoreResult<(Message, bool)>;
 
     /// A window of a thread's messages.
     async fn messages(
@@ -171,7 +220,16 @@ pub trait Store: Send + Sync + 'static {
     /// Stores an edited or deleted message (same id, same position): its body, files,
     /// `edited_at`, `deleted_at` and `changed_at` (which must be set); a tombstone loses its
     /// reactions. The caller has checked who may change it.
-    async fn replace_message(&self, message: Message) -> StoreResult<()>;
+    async fn replace_message(&self, message: Message) -> StoreResult<()> {
+        self.replace_announced(message, Vec::new()).await
+    }
+
+    /// [`Store::replace_message`], recording `events` in the same write.
+    async fn replace_announced(
+        &self,
+        message: Message,
+        events: Vec<OutboxEvent>,
+    ) -> StoreResult<()>;
 
     /// The messages at or before `until` whose last change (`changed_at`) happened at or after
     /// `since`, in thread order: what a client that saw `until` at `since` missed.
@@ -185,7 +243,9 @@ pub trait Store: Send + Sync + 'static {
     /// Adds (`add`) or removes `user`'s reaction `emoji` on a message, setting its `changed_at`
     /// when that changes anything. Returns the message as it is now and whether it changed.
     /// Refuses a tombstone (`Conflict("message_deleted")`) and a new emoji beyond the limit
-    /// (`Conflict("too_many_reactions")`). Atomic, across nodes too.
+    /// (`Conflict("too_many_reactions")`). Atomic, across nodes too. A change records what
+    /// `announce` makes of the message in the same write.
+    #[allow(clippy::too_many_arguments)]
     async fn react(
         &self,
         thread: &ThreadId,
@@ -194,6 +254,7 @@ pub trait Store: Send + Sync + 'static {
         emoji: &Emoji,
         add: bool,
         at: Timestamp,
+        announce: Option<Announce>,
     ) -> StoreResult<(Message, bool)>;
 
     /// A window of the replies to `parent`, in thread order, starting after the reply `after`
@@ -282,7 +343,44 @@ pub trait Store: Send + Sync + 'static {
         id: &FileId,
         status: FileStatus,
         sha256: Option<String>,
+    ) -> StoreResult<FileRecord> {
+        self.finish_file_announced(id, status, sha256, Vec::new())
+            .await
+    }
+
+    /// [`Store::finish_file`], recording `events` in the same write.
+    async fn finish_file_announced(
+        &self,
+        id: &FileId,
+        status: FileStatus,
+        sha256: Option<String>,
+        events: Vec<OutboxEvent>,
     ) -> StoreResult<FileRecord>;
+
+    /// Takes up to `limit` outbox events for `node` to deliver to these endpoints, for `lease`
+    /// (past it, another node may take them): due ones whose endpoint has no earlier event of
+    /// the same thread undelivered, oldest first. With several nodes, each event is taken by
+    /// one of them.
+    async fn outbox_claim(
+        &self,
+        endpoints: &[String],
+        node: &str,
+        now: Timestamp,
+        lease: Duration,
+        limit: usize,
+    ) -> StoreResult<Vec<Delivery>>;
+
+    /// The endpoint accepted the event: it leaves the outbox.
+    async fn outbox_delivered(&self, row: u64) -> StoreResult<()>;
+
+    /// An attempt failed: the event is due again at `at`.
+    async fn outbox_retry(&self, row: u64, attempts: u32, at: Timestamp) -> StoreResult<()>;
+
+    /// The event's retries ran out: it stays in the outbox, marked failed, and is not retried.
+    async fn outbox_failed(&self, row: u64, at: Timestamp) -> StoreResult<()>;
+
+    /// Events waiting for these endpoints (not failed).
+    async fn outbox_pending(&self, endpoints: &[String]) -> StoreResult<u64>;
 
     async fn file(&self, id: &FileId) -> StoreResult<FileRecord>;
 

@@ -10,7 +10,9 @@
 
 mod activity;
 mod commit;
+mod outbox;
 mod search;
+mod setup;
 
 use std::{collections::HashMap, sync::Arc};
 
@@ -24,7 +26,10 @@ use sqlx::{
     pool::PoolConnection,
 };
 
-use super::{Anchor, Found, Search, Store, StoreError, StoreResult, Summary, Window};
+use super::{
+    Anchor, Announce, Delivery, Found, OutboxEvent, Search, Store, StoreError, StoreResult,
+    Summary, Window,
+};
 use crate::domain::{
     Account, AccountName, ClientMessageId, Emoji, FileId, FileRecord, FileStatus, MemberSet,
     Message, MessageId, Reaction, Thread, ThreadId, Timestamp, UserId, reaction,
@@ -257,7 +262,7 @@ impl SqlStore {
             .map_err(|e| StoreError::Backend(format!("migrations: {e}")))?;
         digest_member_keys(&pool).await?;
         let activity = activity::Activity::start(pool.clone(), sqlite);
-        search::prepare(&pool, sqlite).await?;
+        setup::prepare(&pool, sqlite).await?;
         let committer = commit::Committer::start(pool.clone(), sqlite, activity);
         Ok(Self {
             pool,
@@ -485,7 +490,11 @@ impl Store for SqlStore {
         Ok(())
     }
 
-    async fn create_or_resolve_thread(&self, thread: Thread) -> StoreResult<(Thread, bool)> {
+    async fn create_thread_announced(
+        &self,
+        thread: Thread,
+        events: Vec<OutboxEvent>,
+    ) -> StoreResult<(Thread, bool)> {
         let members = MemberSet::new(thread.member_ids.iter().cloned())
             .map_err(|_| StoreError::Conflict("invalid member set"))?;
         let key: Vec<&str> = members.key().iter().map(UserId::as_str).collect();
@@ -524,6 +533,7 @@ impl Store for SqlStore {
             .execute(tx.conn())
             .await?;
         }
+        outbox::record(&mut tx, &events).await?;
         tx.commit().await?;
         Ok((thread, true))
     }
@@ -553,8 +563,12 @@ impl Store for SqlStore {
         Ok(members)
     }
 
-    async fn append_message(&self, message: Message) -> StoreResult<(Message, bool)> {
-        self.committer.append(message).await
+    async fn append_announced(
+        &self,
+        message: Message,
+        announce: Option<Announce>,
+    ) -> StoreResult<(Message, bool)> {
+        self.committer.append(message, announce).await
     }
 
     async fn messages(
@@ -636,13 +650,17 @@ impl Store for SqlStore {
         }
     }
 
-    async fn replace_message(&self, message: Message) -> StoreResult<()> {
+    async fn replace_announced(
+        &self,
+        message: Message,
+        events: Vec<OutboxEvent>,
+    ) -> StoreResult<()> {
         let changed_at = message
             .changed_at
             .ok_or(StoreError::Conflict("a replaced message must be changed"))?;
         let file_ids: Vec<&str> = message.file_ids.iter().map(FileId::as_str).collect();
         // Reactions are left as stored (they change through `react`), but a tombstone has none.
-        let updated = sqlx::query(
+        let update = sqlx::query(
             "UPDATE messages SET body = $3, file_ids = $4, edited_at = $5, deleted_at = $6, \
              changed_at = $7, reactions = CASE WHEN $6 IS NULL THEN reactions END \
              WHERE thread_id = $1 AND id = $2",
@@ -653,9 +671,16 @@ impl Store for SqlStore {
         .bind(serde_json::to_string(&file_ids).unwrap_or_default())
         .bind(message.edited_at.map(Timestamp::as_millis))
         .bind(message.deleted_at.map(Timestamp::as_millis))
-        .bind(changed_at.as_millis())
-        .execute(&self.pool)
-        .await?;
+        .bind(changed_at.as_millis());
+        let updated = if events.is_empty() {
+            update.execute(&self.pool).await?
+        } else {
+            let mut tx = begin(&self.pool, self.sqlite).await?;
+            let updated = update.execute(tx.conn()).await?;
+            outbox::record(&mut tx, &events).await?;
+            tx.commit().await?;
+            updated
+        };
         if updated.rows_affected() == 0 {
             return Err(StoreError::MessageNotFound);
         }
@@ -689,6 +714,7 @@ impl Store for SqlStore {
         emoji: &Emoji,
         add: bool,
         at: Timestamp,
+        announce: Option<Announce>,
     ) -> StoreResult<(Message, bool)> {
         // The row is locked from the read to the write: concurrent reactions, from any node,
         // apply one after the other. (SQLite's `BEGIN IMMEDIATE` already holds the database.)
@@ -732,6 +758,9 @@ impl Store for SqlStore {
         .bind(at.as_millis())
         .execute(tx.conn())
         .await?;
+        if let Some(announce) = announce {
+            outbox::record(&mut tx, &announce(&message)).await?;
+        }
         tx.commit().await?;
         Ok((message, true))
     }
@@ -1144,19 +1173,53 @@ impl Store for SqlStore {
         .collect()
     }
 
-    async fn finish_file(
+    async fn finish_file_announced(
         &self,
         id: &FileId,
         status: FileStatus,
         sha256: Option<String>,
+        events: Vec<OutboxEvent>,
     ) -> StoreResult<FileRecord> {
-        sqlx::query("UPDATE files SET status = $2, sha256 = $3 WHERE id = $1")
+        let update = sqlx::query("UPDATE files SET status = $2, sha256 = $3 WHERE id = $1")
             .bind(id.as_str())
             .bind(status.as_str())
-            .bind(sha256)
-            .execute(&self.pool)
-            .await?;
+            .bind(sha256);
+        if events.is_empty() {
+            update.execute(&self.pool).await?;
+        } else {
+            let mut tx = begin(&self.pool, self.sqlite).await?;
+            update.execute(tx.conn()).await?;
+            outbox::record(&mut tx, &events).await?;
+            tx.commit().await?;
+        }
         self.file(id).await
+    }
+
+    async fn outbox_claim(
+        &self,
+        endpoints: &[String],
+        node: &str,
+        now: Timestamp,
+        lease: std::time::Duration,
+        limit: usize,
+    ) -> StoreResult<Vec<Delivery>> {
+        outbox::claim(&self.pool, self.sqlite, endpoints, node, now, lease, limit).await
+    }
+
+    async fn outbox_delivered(&self, row: u64) -> StoreResult<()> {
+        outbox::delivered(&self.pool, row).await
+    }
+
+    async fn outbox_retry(&self, row: u64, attempts: u32, at: Timestamp) -> StoreResult<()> {
+        outbox::retry(&self.pool, row, attempts, at).await
+    }
+
+    async fn outbox_failed(&self, row: u64, at: Timestamp) -> StoreResult<()> {
+        outbox::failed(&self.pool, row, at).await
+    }
+
+    async fn outbox_pending(&self, endpoints: &[String]) -> StoreResult<u64> {
+        outbox::pending(&self.pool, endpoints).await
     }
 
     async fn file(&self, id: &FileId) -> StoreResult<FileRecord> {

@@ -1,11 +1,18 @@
 //! A store that times every operation of the one it wraps
 //! (`threadline_store_operation_duration_seconds{operation, backend}`).
 
-use std::{collections::HashMap, future::Future, sync::Arc, time::Instant};
+use std::{
+    collections::HashMap,
+    future::Future,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use async_trait::async_trait;
 
-use super::{Anchor, Found, Search, Store, StoreResult, Summary, Window};
+use super::{
+    Anchor, Announce, Delivery, Found, OutboxEvent, Search, Store, StoreResult, Summary, Window,
+};
 use crate::{
     domain::{
         Account, AccountName, Emoji, FileId, FileRecord, FileStatus, Message, MessageId, Thread,
@@ -48,8 +55,12 @@ impl Store for Timed {
         self.time("ping", self.inner.ping()).await
     }
 
-    async fn create_or_resolve_thread(&self, thread: Thread) -> StoreResult<(Thread, bool)> {
-        let work = self.inner.create_or_resolve_thread(thread);
+    async fn create_thread_announced(
+        &self,
+        thread: Thread,
+        events: Vec<OutboxEvent>,
+    ) -> StoreResult<(Thread, bool)> {
+        let work = self.inner.create_thread_announced(thread, events);
         self.time("create_or_resolve_thread", work).await
     }
 
@@ -61,9 +72,13 @@ impl Store for Timed {
         self.time("members", self.inner.members(id)).await
     }
 
-    async fn append_message(&self, message: Message) -> StoreResult<(Message, bool)> {
-        self.time("append_message", self.inner.append_message(message))
-            .await
+    async fn append_announced(
+        &self,
+        message: Message,
+        announce: Option<Announce>,
+    ) -> StoreResult<(Message, bool)> {
+        let work = self.inner.append_announced(message, announce);
+        self.time("append_message", work).await
     }
 
     async fn messages(
@@ -84,8 +99,9 @@ impl Store for Timed {
         emoji: &Emoji,
         add: bool,
         at: Timestamp,
+        announce: Option<Announce>,
     ) -> StoreResult<(Message, bool)> {
-        let work = self.inner.react(thread, id, user, emoji, add, at);
+        let work = self.inner.react(thread, id, user, emoji, add, at, announce);
         self.time("react", work).await
     }
 
@@ -123,9 +139,13 @@ impl Store for Timed {
             .await
     }
 
-    async fn replace_message(&self, message: Message) -> StoreResult<()> {
-        self.time("replace_message", self.inner.replace_message(message))
-            .await
+    async fn replace_announced(
+        &self,
+        message: Message,
+        events: Vec<OutboxEvent>,
+    ) -> StoreResult<()> {
+        let work = self.inner.replace_announced(message, events);
+        self.time("replace_message", work).await
     }
 
     async fn changed_messages(
@@ -210,13 +230,46 @@ impl Store for Timed {
             .await
     }
 
-    async fn finish_file(
+    async fn finish_file_announced(
         &self,
         id: &FileId,
         status: FileStatus,
         sha256: Option<String>,
+        events: Vec<OutboxEvent>,
     ) -> StoreResult<FileRecord> {
-        self.time("finish_file", self.inner.finish_file(id, status, sha256))
+        let work = self.inner.finish_file_announced(id, status, sha256, events);
+        self.time("finish_file", work).await
+    }
+
+    async fn outbox_claim(
+        &self,
+        endpoints: &[String],
+        node: &str,
+        now: Timestamp,
+        lease: Duration,
+        limit: usize,
+    ) -> StoreResult<Vec<Delivery>> {
+        let work = self.inner.outbox_claim(endpoints, node, now, lease, limit);
+        self.time("outbox_claim", work).await
+    }
+
+    async fn outbox_delivered(&self, row: u64) -> StoreResult<()> {
+        self.time("outbox_delivered", self.inner.outbox_delivered(row))
+            .await
+    }
+
+    async fn outbox_retry(&self, row: u64, attempts: u32, at: Timestamp) -> StoreResult<()> {
+        let work = self.inner.outbox_retry(row, attempts, at);
+        self.time("outbox_retry", work).await
+    }
+
+    async fn outbox_failed(&self, row: u64, at: Timestamp) -> StoreResult<()> {
+        self.time("outbox_failed", self.inner.outbox_failed(row, at))
+            .await
+    }
+
+    async fn outbox_pending(&self, endpoints: &[String]) -> StoreResult<u64> {
+        self.time("outbox_pending", self.inner.outbox_pending(endpoints))
             .await
     }
 

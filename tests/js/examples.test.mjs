@@ -42,6 +42,41 @@ test("polling client: uploads, polls status until ready, downloads identical byt
   assert.match(stdout, /downloaded 2097152 bytes, identical/);
 });
 
+test("webhook receiver: verifies and prints the events a server posts to it", async () => {
+  const { spawn } = await import("node:child_process");
+  const { randomBytes } = await import("node:crypto");
+  const { createInterface } = await import("node:readline");
+  const secret = `whsec_${randomBytes(32).toString("base64")}`;
+  const receiver = spawn("node", ["webhooks/receiver.mjs", "0"], { cwd: EXAMPLES, env: { ...process.env, WEBHOOK_SECRET: secret } });
+  const lines = [];
+  createInterface({ input: receiver.stdout }).on("line", (line) => lines.push(line));
+  try {
+    const port = await new Promise((resolve, reject) => {
+      const wait = setInterval(() => {
+        const m = lines.map((l) => /listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(l)).find(Boolean);
+        if (m) {
+          clearInterval(wait);
+          resolve(m[1]);
+        }
+      }, 20);
+      receiver.once("exit", (code) => reject(new Error(`receiver exited (${code})`)));
+    });
+    const hooked = await startServer(["--webhook-url", `http://127.0.0.1:${port}/`, "--webhook-secret", secret]);
+    try {
+      const threadId = await createThread(hooked, ["hook-user", "bob"]);
+      await postMessage(hooked, threadId, "to the receiver", { "x-user-id": "hook-user" });
+      const deadline = Date.now() + 10000;
+      while (!lines.some((l) => l.includes("to the receiver")) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      assert.ok(lines.includes(`message.created ${threadId} hook-user: to the receiver`), lines.join("\n"));
+      assert.ok(lines.some((l) => l.startsWith("thread.created evt_")), lines.join("\n"));
+    } finally {
+      await hooked.stop();
+    }
+  } finally {
+    receiver.kill();
+  }
+});
+
 test("browser page: loads history, shows live messages, posts", async () => {
   const threadId = await createThread(server, ["web-user", "other"]);
   const earlier = await postMessage(server, threadId, "from before the page loaded");

@@ -91,6 +91,7 @@ impl TextIndex {
                     .postings
                     .range(prefix.to_owned()..)
                     .take_while(|(word, _)| word.starts_with(prefix))
+                    .filter(|(word, _)| query.fits_last(word))
                 {
                     union.extend(docs.range(..before.unwrap_or(u64::MAX)));
                 }
@@ -104,7 +105,7 @@ impl TextIndex {
             };
             let has = |w: &String| d.words.binary_search(w).is_ok();
             let fits = query.whole().iter().all(has)
-                && d.words.iter().any(|w| w.starts_with(prefix))
+                && d.words.iter().any(|w| query.fits_last(w))
                 && allowed(&d.thread);
             if fits {
                 out.push((doc, d.thread.clone(), d.position));

@@ -15,11 +15,11 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 
 use super::{
     MESSAGE_COLUMNS, NEW_MESSAGE_COLUMNS, SqlStore, Tx, activity::Activity, begin, corrupt,
-    mentions_json, retryable,
+    mentions_json, outbox, retryable,
 };
 use crate::{
     domain::{ClientMessageId, FileId, Message, ThreadId, Timestamp, UserId},
-    store::{StoreError, StoreResult},
+    store::{Announce, StoreError, StoreResult},
 };
 
 /// Messages per transaction: 10 parameters each stays far below both engines' limits.
@@ -33,6 +33,8 @@ type Outcome = StoreResult<(Message, bool)>;
 
 struct Append {
     message: Message,
+    /// The outbox events of the stored message, written in its batch's transaction.
+    announce: Option<Announce>,
     reply: oneshot::Sender<Outcome>,
 }
 
@@ -66,11 +68,15 @@ impl Committer {
         Self { queue }
     }
 
-    pub(super) async fn append(&self, message: Message) -> Outcome {
+    pub(super) async fn append(&self, message: Message, announce: Option<Announce>) -> Outcome {
         let stopped = || StoreError::Unavailable("the store is shutting down".into());
         let (reply, answer) = oneshot::channel();
         self.queue
-            .send(Append { message, reply })
+            .send(Append {
+                message,
+                announce,
+                reply,
+            })
             .await
             .map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
@@ -89,7 +95,10 @@ async fn run(
         if appends.lock().await.recv_many(&mut batch, MAX_BATCH).await == 0 {
             return;
         }
-        let messages: Vec<&Message> = batch.iter().map(|a| &a.message).collect();
+        let messages: Vec<(&Message, Option<&Announce>)> = batch
+            .iter()
+            .map(|a| (&a.message, a.announce.as_ref()))
+            .collect();
         let outcomes = store_batch(&pool, sqlite, &messages).await;
         if outcomes.iter().any(|o| matches!(o, Ok((_, true)))) {
             activity.marked();
@@ -104,7 +113,7 @@ async fn run(
 
 /// Stores a batch, or, when the batch as a whole is refused for something one message
 /// carries, each message on its own, so that one bad message fails alone.
-async fn store_batch(pool: &AnyPool, sqlite: bool, batch: &[&Message]) -> Vec<Outcome> {
+async fn store_batch(pool: &AnyPool, sqlite: bool, batch: &[Queued<'_>]) -> Vec<Outcome> {
     match attempt(pool, sqlite, batch).await {
         Ok(outcomes) => outcomes,
         Err(e @ (StoreError::Unavailable(_) | StoreError::Full(_))) => {
@@ -115,7 +124,7 @@ async fn store_batch(pool: &AnyPool, sqlite: bool, batch: &[&Message]) -> Vec<Ou
             let mut outcomes = Vec::with_capacity(batch.len());
             for message in batch {
                 outcomes.push(
-                    attempt(pool, sqlite, &[message])
+                    attempt(pool, sqlite, &[*message])
                         .await
                         .and_then(|mut o| o.pop().expect("one outcome per message")),
                 );
@@ -127,10 +136,11 @@ async fn store_batch(pool: &AnyPool, sqlite: bool, batch: &[&Message]) -> Vec<Ou
 
 /// A batch's transaction, retried when another node stored one of its idempotent posts first
 /// (the retry finds and returns that message instead).
-async fn attempt(pool: &AnyPool, sqlite: bool, batch: &[&Message]) -> StoreResult<Vec<Outcome>> {
+async fn attempt(pool: &AnyPool, sqlite: bool, queued: &[Queued<'_>]) -> StoreResult<Vec<Outcome>> {
+    let batch: Vec<&Message> = queued.iter().map(|q| q.0).collect();
     for _ in 0..ATTEMPTS {
         let mut tx = begin(pool, sqlite).await?;
-        match write(&mut tx, batch).await {
+        match write(&mut tx, &batch, queued).await {
             Ok(Some(outcomes)) => {
                 tx.commit().await?;
                 return Ok(outcomes);
@@ -148,6 +158,9 @@ async fn attempt(pool: &AnyPool, sqlite: bool, batch: &[&Message]) -> StoreResul
         "a batch of messages kept conflicting with concurrent writes".into(),
     ))
 }
+
+/// A queued append: the message, and what it announces once stored.
+type Queued<'a> = (&'a Message, Option<&'a Announce>);
 
 /// The idempotency key of a message that has one.
 type Key<'a> = (&'a ThreadId, &'a UserId, &'a ClientMessageId);
@@ -169,7 +182,11 @@ enum Plan {
 
 /// The batch's statements. `None`: a message collided with one committed meanwhile by another
 /// node; roll back and try again.
-async fn write(tx: &mut Tx, batch: &[&Message]) -> Result<Option<Vec<Outcome>>, sqlx::Error> {
+async fn write(
+    tx: &mut Tx,
+    batch: &[&Message],
+    queued: &[Queued<'_>],
+) -> Result<Option<Vec<Outcome>>, sqlx::Error> {
     let stored = stored_by_key(tx, batch).await?;
     let mut first_of_key: HashMap<Key, usize> = HashMap::new();
     let plans: Vec<Plan> = batch
@@ -245,6 +262,14 @@ async fn write(tx: &mut Tx, batch: &[&Message]) -> Result<Option<Vec<Outcome>>, 
             },
         });
     }
+    // What the new messages announce, as stored.
+    let mut events = Vec::new();
+    for &i in &new {
+        if let (Some(announce), Ok((stored, true))) = (queued[i].1, &outcomes[i]) {
+            events.extend(announce(stored));
+        }
+    }
+    outbox::record(tx, &events).await?;
     Ok(Some(outcomes))
 }
 

@@ -1,5 +1,4 @@
-//! Full-text search on each engine's own index, set up here (after the portable migrations)
-//! because neither engine's DDL for it runs on the other.
+//! Full-text search on each engine's own index (set up by [`super::setup`]):
 //!
 //! - SQLite: an FTS5 table over `messages.body` (external content: the text is not stored
 //!   twice), tokenized `unicode61 remove_diacritics 2`, kept current by triggers. Its rowid is
@@ -13,235 +12,244 @@
 
 use sqlx::{AnyPool, Row};
 
-use super::{MESSAGE_COLUMNS, SqlStore, begin};
+use super::{MESSAGE_COLUMNS, SqlStore};
 use crate::store::{Found, Scope, Search, StoreError, StoreResult};
 
-/// Creates what search needs, once per database; safe to run on every start and by several
-/// nodes at once.
-pub(super) async fn prepare(pool: &AnyPool, sqlite: bool) -> StoreResult<()> {
-    if sqlite {
-        prepare_sqlite(pool).await
-    } else {
-        prepare_postgres(pool).await
-    }
+/// How a search finds its messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Plan {
+    /// Walk the full-text index newest first, keeping the matches in scope: fast when matches
+    /// in scope are frequent among all matches (a wide scope, or a rare word).
+    Index,
+    /// Read the scope's messages newest first and keep those that match: fast when the scope
+    /// is small, whatever the words (a common word in a few threads costs the index walk
+    /// most of its postings).
+    Scope,
 }
 
-async fn prepare_sqlite(pool: &AnyPool) -> StoreResult<()> {
-    let mut tx = begin(pool, true).await?;
-    let exists = sqlx::query("SELECT 1 FROM sqlite_master WHERE name = 'messages_fts'")
-        .fetch_optional(tx.conn())
-        .await?
-        .is_some();
-    if exists {
-        return tx.rollback().await;
-    }
-    for statement in [
-        // Messages stored before search existed take their order of arrival.
-        "UPDATE messages SET pos = rowid WHERE pos IS NULL",
-        "CREATE UNIQUE INDEX messages_pos ON messages (pos)",
-        "CREATE VIRTUAL TABLE messages_fts USING fts5(body, content = 'messages', \
-         content_rowid = 'pos', tokenize = 'unicode61 remove_diacritics 2')",
-        "CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN \
-         UPDATE messages SET pos = (SELECT COALESCE(MAX(pos), 0) + 1 FROM messages) \
-         WHERE rowid = new.rowid; \
-         INSERT INTO messages_fts (rowid, body) \
-         SELECT pos, body FROM messages WHERE rowid = new.rowid; END",
-        "CREATE TRIGGER messages_fts_update AFTER UPDATE OF body ON messages BEGIN \
-         INSERT INTO messages_fts (messages_fts, rowid, body) VALUES ('delete', old.pos, old.body); \
-         INSERT INTO messages_fts (rowid, body) VALUES (new.pos, new.body); END",
-        "CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN \
-         INSERT INTO messages_fts (messages_fts, rowid, body) VALUES ('delete', old.pos, old.body); END",
-        "INSERT INTO messages_fts (messages_fts) VALUES ('rebuild')",
-    ] {
-        sqlx::query(statement).execute(tx.conn()).await?;
-    }
-    tx.commit().await
-}
+/// Scopes of at most this many messages are always read whole.
+const SMALL_SCOPE: i64 = 2_000;
 
-/// Any number; the same for every node, so that they set search up one at a time.
-const SETUP_LOCK: i64 = 0x7468_7265_6164;
-
-async fn prepare_postgres(pool: &AnyPool) -> StoreResult<()> {
-    let done = sqlx::query("SELECT 1 FROM data_migrations WHERE name = $1")
-        .bind(DONE)
+/// Chooses the plan. Walking the index to find a page in a scope holding a fraction `S/N` of
+/// the messages reads about `page × N/S` entries when the words are common; reading the scope
+/// reads `S`. They cross at `S = √(page × N)`.
+async fn plan(pool: &AnyPool, search: &Search<'_>) -> StoreResult<Plan> {
+    let size: Option<i64> = match search.scope {
+        Scope::All => return Ok(Plan::Index),
+        Scope::Thread(thread) => sqlx::query("SELECT last_seq FROM threads WHERE id = $1")
+            .bind(thread.as_str())
+            .fetch_optional(pool)
+            .await?
+            .map(|row| row.try_get(0))
+            .transpose()?,
+        // Past 1,000 threads the scope is wide whatever their sizes: stop counting there.
+        Scope::MemberOf(user) => sqlx::query(
+            "SELECT CAST(COALESCE(SUM(last_seq), 0) AS BIGINT) FROM (SELECT t.last_seq \
+             FROM thread_members m \
+             JOIN threads t ON t.id = m.thread_id WHERE m.user_id = $1 LIMIT 1000) mine",
+        )
+        .bind(user.as_str())
         .fetch_optional(pool)
-        .await?;
-    if done.is_some() {
-        return Ok(());
-    }
-    let mut conn = pool.acquire().await?;
-    sqlx::query("SELECT pg_advisory_lock($1)")
-        .bind(SETUP_LOCK)
-        .execute(&mut *conn)
-        .await?;
-    let done = prepare_postgres_locked(&mut conn).await;
-    let unlocked = sqlx::query("SELECT pg_advisory_unlock($1)")
-        .bind(SETUP_LOCK)
-        .execute(&mut *conn)
-        .await;
-    done?;
-    unlocked?;
-    Ok(())
-}
-
-/// Recorded in `data_migrations` once done: later start-ups take no lock on `messages`.
-const DONE: &str = "search_index";
-
-async fn prepare_postgres_locked(conn: &mut sqlx::AnyConnection) -> StoreResult<()> {
-    let done = sqlx::query("SELECT 1 FROM data_migrations WHERE name = $1")
-        .bind(DONE)
-        .fetch_optional(&mut *conn)
-        .await?;
-    if done.is_some() {
-        return Ok(());
-    }
-    // One transaction (PostgreSQL's DDL is transactional): a crash half-way leaves nothing.
-    sqlx::query("BEGIN").execute(&mut *conn).await?;
-    match prepare_postgres_tx(conn).await {
-        Ok(()) => {
-            sqlx::query("COMMIT").execute(&mut *conn).await?;
-            Ok(())
-        }
-        Err(e) => {
-            let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
-            Err(e)
-        }
-    }
-}
-
-async fn prepare_postgres_tx(conn: &mut sqlx::AnyConnection) -> StoreResult<()> {
-    let configured = sqlx::query("SELECT 1 FROM pg_ts_config WHERE cfgname = 'threadline_search'")
-        .fetch_optional(&mut *conn)
         .await?
-        .is_some();
-    if !configured {
-        // `unaccent` ships with PostgreSQL (contrib) and is a trusted extension: a database
-        // owner may create it. Without it search still works, accent-sensitive.
-        sqlx::query("SAVEPOINT unaccent")
-            .execute(&mut *conn)
-            .await?;
-        let unaccent = match sqlx::query("CREATE EXTENSION IF NOT EXISTS unaccent")
-            .execute(&mut *conn)
-            .await
-        {
-            Ok(_) => true,
-            Err(e) => {
-                tracing::warn!(error = %e, "unaccent unavailable: search will be accent-sensitive");
-                sqlx::query("ROLLBACK TO SAVEPOINT unaccent")
-                    .execute(&mut *conn)
-                    .await?;
-                false
-            }
-        };
-        sqlx::query("CREATE TEXT SEARCH CONFIGURATION threadline_search (COPY = simple)")
-            .execute(&mut *conn)
-            .await?;
-        if unaccent {
-            sqlx::query(
-                "ALTER TEXT SEARCH CONFIGURATION threadline_search \
-                 ALTER MAPPING FOR hword, hword_part, word WITH unaccent, simple",
-            )
-            .execute(&mut *conn)
-            .await?;
-        }
+        .map(|row| row.try_get(0))
+        .transpose()?,
+    };
+    let size = size.unwrap_or(0);
+    if size <= SMALL_SCOPE {
+        return Ok(Plan::Scope);
     }
-    for statement in [
-        "CREATE SEQUENCE IF NOT EXISTS messages_pos_seq",
-        "ALTER TABLE messages ALTER COLUMN pos SET DEFAULT nextval('messages_pos_seq')",
-        // Messages stored before search existed, in the order they were written.
-        "UPDATE messages m SET pos = o.p FROM (SELECT thread_id, seq, \
-         nextval('messages_pos_seq') AS p FROM (SELECT thread_id, seq FROM messages \
-         WHERE pos IS NULL ORDER BY created_at, thread_id, seq) s) o \
-         WHERE m.thread_id = o.thread_id AND m.seq = o.seq",
-        "CREATE UNIQUE INDEX IF NOT EXISTS messages_pos ON messages (pos)",
-        "ALTER TABLE messages ADD COLUMN IF NOT EXISTS search tsvector \
-         GENERATED ALWAYS AS (to_tsvector('threadline_search'::regconfig, body)) STORED",
-        "CREATE INDEX IF NOT EXISTS messages_search ON messages USING GIN (search)",
-    ] {
-        sqlx::query(statement).execute(&mut *conn).await?;
-    }
-    sqlx::query("INSERT INTO data_migrations (name) VALUES ($1) ON CONFLICT DO NOTHING")
-        .bind(DONE)
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
+    let total: i64 = sqlx::query("SELECT COALESCE(MAX(pos), 0) FROM messages")
+        .fetch_one(pool)
+        .await?
+        .try_get(0)?;
+    let page = i64::try_from(search.limit).unwrap_or(i64::MAX);
+    let crossing = ((page as f64) * (total as f64)).sqrt() as i64;
+    Ok(if size <= crossing {
+        Plan::Scope
+    } else {
+        Plan::Index
+    })
 }
 
-/// Runs a search: one statement.
+/// Runs a search on the plan that suits its scope.
 pub(super) async fn run(
     pool: &AnyPool,
     sqlite: bool,
     search: &Search<'_>,
 ) -> StoreResult<Vec<Found>> {
+    match (plan(pool, search).await?, sqlite) {
+        (Plan::Index, _) => walk_index(pool, sqlite, search).await,
+        (Plan::Scope, false) => read_scope_postgres(pool, search).await,
+        (Plan::Scope, true) => read_scope_sqlite(pool, search).await,
+    }
+}
+
+/// `m.`-qualified message columns, and how many there are.
+fn columns() -> (String, usize) {
     let columns: Vec<String> = MESSAGE_COLUMNS
         .split(", ")
         .map(|c| format!("m.{c}"))
         .collect();
-    let columns = columns.join(", ");
+    (columns.join(", "), columns.len())
+}
+
+/// The scope as a condition on `m.thread_id`, its parameter numbered `$n`.
+fn scope_filter(scope: Scope<'_>, n: usize) -> String {
+    match scope {
+        Scope::All => String::new(),
+        Scope::Thread(_) => format!("AND m.thread_id = ${n}"),
+        Scope::MemberOf(_) => {
+            format!(
+                "AND m.thread_id IN (SELECT thread_id FROM thread_members WHERE user_id = ${n})"
+            )
+        }
+    }
+}
+
+fn bind_scope<'q>(query: super::AnyQuery<'q>, scope: Scope<'q>) -> super::AnyQuery<'q> {
+    match scope {
+        Scope::All => query,
+        Scope::Thread(thread) => query.bind(thread.as_str()),
+        Scope::MemberOf(user) => query.bind(user.as_str()),
+    }
+}
+
+fn before(search: &Search<'_>) -> i64 {
+    search
+        .before
+        .and_then(|b| i64::try_from(b).ok())
+        .unwrap_or(i64::MAX)
+}
+
+fn limit(search: &Search<'_>) -> i64 {
+    i64::try_from(search.limit).unwrap_or(i64::MAX)
+}
+
+/// The query as PostgreSQL's `to_tsquery` reads it: `'a' & 'b':*`. Words are letters and
+/// digits only (see `domain::search`), so quoting them is enough.
+fn tsquery(search: &Search<'_>) -> String {
+    let mut text: Vec<String> = search
+        .query
+        .whole()
+        .iter()
+        .map(|w| format!("'{w}'"))
+        .collect();
+    let star = if search.query.by_prefix() { ":*" } else { "" };
+    text.push(format!("'{}'{star}", search.query.prefix()));
+    text.join(" & ")
+}
+
+/// The query as FTS5 reads it: `"a" "b" *`.
+fn fts5_query(search: &Search<'_>) -> String {
+    let mut text: Vec<String> = search
+        .query
+        .whole()
+        .iter()
+        .map(|w| format!("\"{w}\""))
+        .collect();
+    let star = if search.query.by_prefix() { " *" } else { "" };
+    text.push(format!("\"{}\"{star}", search.query.prefix()));
+    text.join(" ")
+}
+
+async fn walk_index(pool: &AnyPool, sqlite: bool, search: &Search<'_>) -> StoreResult<Vec<Found>> {
+    let (columns, width) = columns();
     let (from, matches, position, text) = if sqlite {
-        // Words are letters and digits only (see `domain::search`): quoting them is enough.
-        let mut text: Vec<String> = search
-            .query
-            .whole()
-            .iter()
-            .map(|w| format!("\"{w}\""))
-            .collect();
-        text.push(format!("\"{}\" *", search.query.prefix()));
         (
             "messages_fts JOIN messages m ON m.pos = messages_fts.rowid",
             "messages_fts MATCH $1",
             "messages_fts.rowid",
-            text.join(" "),
+            fts5_query(search),
         )
     } else {
-        let mut text: Vec<String> = search
-            .query
-            .whole()
-            .iter()
-            .map(|w| format!("'{w}'"))
-            .collect();
-        text.push(format!("'{}':*", search.query.prefix()));
         (
             "messages m",
             "m.search @@ to_tsquery('threadline_search', $1)",
             "m.pos",
-            text.join(" & "),
+            tsquery(search),
         )
     };
-    let scope = match search.scope {
-        Scope::All => "",
-        Scope::Thread(_) => "AND m.thread_id = $4",
-        Scope::MemberOf(_) => {
-            "AND m.thread_id IN (SELECT thread_id FROM thread_members WHERE user_id = $4)"
-        }
-    };
+    let scope = scope_filter(search.scope, 4);
     let sql = format!(
         "SELECT {columns}, {position} FROM {from} WHERE {matches} AND {position} < $2 \
          AND m.deleted_at IS NULL {scope} ORDER BY {position} DESC LIMIT $3"
     );
-    let before = search
-        .before
-        .and_then(|b| i64::try_from(b).ok())
-        .unwrap_or(i64::MAX);
-    let mut query = sqlx::query(&sql)
+    let query = sqlx::query(&sql)
         .bind(text)
-        .bind(before)
-        .bind(i64::try_from(search.limit).unwrap_or(i64::MAX));
-    match search.scope {
-        Scope::All => {}
-        Scope::Thread(thread) => query = query.bind(thread.as_str()),
-        Scope::MemberOf(user) => query = query.bind(user.as_str()),
+        .bind(before(search))
+        .bind(limit(search));
+    let rows = bind_scope(query, search.scope).fetch_all(pool).await?;
+    rows.iter().map(|row| found(row, width)).collect()
+}
+
+/// PostgreSQL reads the scope first (the materialized CTE keeps the planner from walking the
+/// whole index instead), then matches each message against its `tsvector`.
+async fn read_scope_postgres(pool: &AnyPool, search: &Search<'_>) -> StoreResult<Vec<Found>> {
+    let (columns, width) = columns();
+    let scope = scope_filter(search.scope, 4);
+    let sql = format!(
+        "WITH scope AS MATERIALIZED (SELECT m.pos, m.search FROM messages m \
+         WHERE m.pos < $2 AND m.deleted_at IS NULL {scope}), \
+         hits AS (SELECT pos FROM scope WHERE search @@ to_tsquery('threadline_search', $1) \
+         ORDER BY pos DESC LIMIT $3) \
+         SELECT {columns}, m.pos FROM hits JOIN messages m ON m.pos = hits.pos \
+         ORDER BY m.pos DESC"
+    );
+    let query = sqlx::query(&sql)
+        .bind(tsquery(search))
+        .bind(before(search))
+        .bind(limit(search));
+    let rows = bind_scope(query, search.scope).fetch_all(pool).await?;
+    rows.iter().map(|row| found(row, width)).collect()
+}
+
+/// SQLite reads the scope newest first and matches each message's words here, by the rule the
+/// FTS5 tokenizer follows (`domain::search::words`): probing FTS5 row by row would rebuild a
+/// prefix's merged postings for every row.
+async fn read_scope_sqlite(pool: &AnyPool, search: &Search<'_>) -> StoreResult<Vec<Found>> {
+    use futures_util::TryStreamExt;
+
+    // Positions and text only: decoding whole rows of a scope that mostly does not match would
+    // cost more than the matching.
+    let scope = scope_filter(search.scope, 2);
+    let sql = format!(
+        "SELECT m.pos, m.body FROM messages m WHERE m.pos < $1 AND m.deleted_at IS NULL \
+         {scope} ORDER BY m.pos DESC"
+    );
+    let query = sqlx::query(&sql).bind(before(search));
+    let mut rows = bind_scope(query, search.scope).fetch(pool);
+    let mut hits: Vec<i64> = Vec::new();
+    while let Some(row) = rows.try_next().await? {
+        let body: String = row.try_get(1)?;
+        if search.query.matches(&body) {
+            hits.push(row.try_get(0)?);
+            if hits.len() == search.limit {
+                break;
+            }
+        }
     }
+    drop(rows);
+    if hits.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (columns, width) = columns();
+    let placeholders: Vec<String> = (1..=hits.len()).map(|i| format!("${i}")).collect();
+    let sql = format!(
+        "SELECT {columns}, m.pos FROM messages m WHERE m.pos IN ({}) ORDER BY m.pos DESC",
+        placeholders.join(", ")
+    );
+    let query = hits
+        .iter()
+        .fold(sqlx::query(&sql), |query, pos| query.bind(*pos));
     let rows = query.fetch_all(pool).await?;
-    let width = MESSAGE_COLUMNS.split(", ").count();
-    rows.iter()
-        .map(|row| {
-            let position = row.try_get::<i64, _>(width)?;
-            Ok(Found {
-                position: u64::try_from(position)
-                    .map_err(|_| StoreError::Backend("stored position is not valid".into()))?,
-                message: SqlStore::message(row)?,
-            })
-        })
-        .collect()
+    rows.iter().map(|row| found(row, width)).collect()
+}
+
+fn found(row: &sqlx::any::AnyRow, width: usize) -> StoreResult<Found> {
+    let position = row.try_get::<i64, _>(width)?;
+    Ok(Found {
+        position: u64::try_from(position)
+            .map_err(|_| StoreError::Backend("stored position is not valid".into()))?,
+        message: SqlStore::message(row)?,
+    })
 }
