@@ -27,7 +27,7 @@ use crate::{
     config::Config,
     domain::{ThreadId, Timestamp},
     metrics::Metrics,
-    store::{Delivery, OutboxEvent, Store},
+    store::{Delivery, OutboxEvent, Settled, Store},
 };
 
 /// Every event type, as `--webhook-events` names them.
@@ -135,7 +135,6 @@ pub fn sign(key: &[u8], id: &str, timestamp: i64, body: &str) -> String {
 /// How deliveries are paced (`--webhook-*`).
 #[derive(Debug, Clone)]
 struct Pacing {
-    timeout: Duration,
     concurrency: usize,
     retry_base: Duration,
     retry_max: Duration,
@@ -157,6 +156,8 @@ pub struct Webhooks {
     wake: Notify,
     /// Events waiting, as last counted (for `/readyz` and the metrics).
     pending: AtomicU64,
+    /// What became of finished attempts, written to the store together before the next claim.
+    settled: std::sync::Mutex<Vec<Settled>>,
     backlog_limit: u64,
 }
 
@@ -198,7 +199,6 @@ impl Webhooks {
             store,
             metrics,
             pacing: Pacing {
-                timeout,
                 concurrency: config.webhook_concurrency.max(1),
                 retry_base: Duration::from_millis(config.webhook_retry_base_ms.max(1)),
                 retry_max: Duration::from_millis(config.webhook_retry_max_ms.max(1)),
@@ -209,6 +209,7 @@ impl Webhooks {
             node: uuid::Uuid::now_v7().to_string(),
             wake: Notify::new(),
             pending: AtomicU64::new(0),
+            settled: std::sync::Mutex::new(Vec::new()),
             backlog_limit: config.webhook_backlog_limit,
         })))
     }
@@ -281,6 +282,7 @@ impl Webhooks {
                 }
                 counted = tokio::time::Instant::now();
             }
+            self.settle().await;
             let free = slots.available_permits();
             let claimed = if free == 0 {
                 Vec::new()
@@ -359,12 +361,12 @@ impl Webhooks {
             Err(e) => Err(e.to_string()),
         };
         let now = Timestamp::now();
-        let stored = match outcome {
+        let settled = match outcome {
             Ok(()) => {
                 let lag = (now.as_millis() - event.at.as_millis()).max(0) as f64 / 1000.0;
                 self.metrics.webhook_lag.observe(lag);
                 self.metrics.webhook_outcome("delivered").inc();
-                self.store.outbox_delivered(delivery.row).await
+                Settled::Delivered(delivery.row)
             }
             Err(why) => {
                 let attempts = delivery.attempts.saturating_add(1);
@@ -373,19 +375,42 @@ impl Webhooks {
                 if age >= self.pacing.max_age {
                     tracing::warn!(event = %event.id, endpoint = %event.endpoint, attempts, %why, "webhook event given up");
                     self.metrics.webhook_outcome("failed").inc();
-                    self.store.outbox_failed(delivery.row, now).await
+                    Settled::Failed {
+                        row: delivery.row,
+                        at: now,
+                    }
                 } else {
                     tracing::debug!(event = %event.id, endpoint = %event.endpoint, attempts, %why, "webhook attempt failed");
                     self.metrics.webhook_outcome("retried").inc();
                     let wait = self.backoff(attempts);
-                    let due = Timestamp::from_millis(now.as_millis() + wait.as_millis() as i64);
-                    self.store.outbox_retry(delivery.row, attempts, due).await
+                    Settled::Retry {
+                        row: delivery.row,
+                        attempts,
+                        at: Timestamp::from_millis(now.as_millis() + wait.as_millis() as i64),
+                    }
                 }
             }
         };
-        // The lease runs out and another attempt follows: at least once still holds.
-        if let Err(e) = stored {
-            tracing::warn!(error = %e, "recording a webhook attempt failed");
+        self.settled
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(settled);
+    }
+
+    /// Writes what finished attempts came to, in one store write. Should it fail, they are
+    /// kept for the next round; meanwhile their leases may run out and another attempt follow:
+    /// at least once still holds.
+    async fn settle(&self) {
+        let settled = std::mem::take(&mut *self.settled.lock().unwrap_or_else(|p| p.into_inner()));
+        if settled.is_empty() {
+            return;
+        }
+        if let Err(e) = self.store.outbox_settle(&settled).await {
+            tracing::warn!(error = %e, "recording webhook attempts failed");
+            self.settled
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .extend(settled);
         }
     }
 
@@ -400,10 +425,6 @@ impl Webhooks {
         let capped = exp.min(self.pacing.retry_max);
         let random = (uuid::Uuid::new_v4().as_u128() % 1_000) as u32;
         capped / 2 + (capped / 2) * random / 1_000
-    }
-
-    pub fn timeout(&self) -> Duration {
-        self.pacing.timeout
     }
 }
 

@@ -14,6 +14,14 @@ pub const MAX_QUERY_WORDS: usize = 8;
 
 /// The words of `text`, in order, folded.
 pub fn words(text: &str) -> Vec<String> {
+    // Most chat is ASCII: no decomposition needed (it is the costly part).
+    if text.is_ascii() {
+        return text
+            .split(|c: char| !c.is_ascii_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .map(str::to_ascii_lowercase)
+            .collect();
+    }
     let mut out = Vec::new();
     let mut word = String::new();
     for c in text.nfkd() {
@@ -109,6 +117,10 @@ mod tests {
             ["ete", "a", "l", "hotel", "room", "42", "naive", "cafe"]
         );
         assert_eq!(words("  ... "), Vec::<String>::new());
+        assert_eq!(
+            words("Plain ASCII, 2 Words!"),
+            ["plain", "ascii", "2", "words"]
+        );
     }
 
     #[test]

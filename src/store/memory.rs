@@ -19,8 +19,8 @@ use async_trait::async_trait;
 use dashmap::{DashMap, mapref::entry::Entry};
 
 use super::{
-    Anchor, Announce, Delivery, Found, OutboxEvent, Scope, Search, Store, StoreError, StoreResult,
-    Window,
+    Anchor, Announce, Delivery, Found, OutboxEvent, Scope, Search, Settled, Store, StoreError,
+    StoreResult, Window,
 };
 use crate::domain::{
     Account, AccountName, ClientMessageId, Emoji, FileId, FileRecord, FileStatus, MemberSet,
@@ -795,18 +795,8 @@ impl Store for MemoryStore {
         Ok(self.outbox().claim(endpoints, now, lease, limit))
     }
 
-    async fn outbox_delivered(&self, row: u64) -> StoreResult<()> {
-        self.outbox().delivered(row);
-        Ok(())
-    }
-
-    async fn outbox_retry(&self, row: u64, attempts: u32, at: Timestamp) -> StoreResult<()> {
-        self.outbox().retry(row, attempts, at);
-        Ok(())
-    }
-
-    async fn outbox_failed(&self, row: u64, _at: Timestamp) -> StoreResult<()> {
-        self.outbox().failed(row);
+    async fn outbox_settle(&self, settled: &[Settled]) -> StoreResult<()> {
+        self.outbox().settle(settled);
         Ok(())
     }
 

@@ -132,6 +132,21 @@ pub struct Delivery {
     pub attempts: u32,
 }
 
+/// What became of a claimed event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settled {
+    /// The endpoint accepted it: it leaves the outbox.
+    Delivered(u64),
+    /// An attempt failed: it is due again at `at`.
+    Retry {
+        row: u64,
+        attempts: u32,
+        at: Timestamp,
+    },
+    /// Its retries ran out: marked failed, never tried again.
+    Failed { row: u64, at: Timestamp },
+}
+
 /// The outbox events of a message as it was stored (its `seq` and time are the store's).
 pub type Announce = Arc<dyn Fn(&Message) -> Vec<OutboxEvent> + Send + Sync>;
 
@@ -370,14 +385,8 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> StoreResult<Vec<Delivery>>;
 
-    /// The endpoint accepted the event: it leaves the outbox.
-    async fn outbox_delivered(&self, row: u64) -> StoreResult<()>;
-
-    /// An attempt failed: the event is due again at `at`.
-    async fn outbox_retry(&self, row: u64, attempts: u32, at: Timestamp) -> StoreResult<()>;
-
-    /// The event's retries ran out: it stays in the outbox, marked failed, and is not retried.
-    async fn outbox_failed(&self, row: u64, at: Timestamp) -> StoreResult<()>;
+    /// Records what became of claimed events, in one write.
+    async fn outbox_settle(&self, settled: &[Settled]) -> StoreResult<()>;
 
     /// Events waiting for these endpoints (not failed).
     async fn outbox_pending(&self, endpoints: &[String]) -> StoreResult<u64>;

@@ -27,8 +27,8 @@ use sqlx::{
 };
 
 use super::{
-    Anchor, Announce, Delivery, Found, OutboxEvent, Search, Store, StoreError, StoreResult,
-    Summary, Window,
+    Anchor, Announce, Delivery, Found, OutboxEvent, Search, Settled, Store, StoreError,
+    StoreResult, Summary, Window,
 };
 use crate::domain::{
     Account, AccountName, ClientMessageId, Emoji, FileId, FileRecord, FileStatus, MemberSet,
@@ -1206,16 +1206,8 @@ impl Store for SqlStore {
         outbox::claim(&self.pool, self.sqlite, endpoints, node, now, lease, limit).await
     }
 
-    async fn outbox_delivered(&self, row: u64) -> StoreResult<()> {
-        outbox::delivered(&self.pool, row).await
-    }
-
-    async fn outbox_retry(&self, row: u64, attempts: u32, at: Timestamp) -> StoreResult<()> {
-        outbox::retry(&self.pool, row, attempts, at).await
-    }
-
-    async fn outbox_failed(&self, row: u64, at: Timestamp) -> StoreResult<()> {
-        outbox::failed(&self.pool, row, at).await
+    async fn outbox_settle(&self, settled: &[Settled]) -> StoreResult<()> {
+        outbox::settle(&self.pool, self.sqlite, settled).await
     }
 
     async fn outbox_pending(&self, endpoints: &[String]) -> StoreResult<u64> {

@@ -11,7 +11,8 @@ use std::{
 use async_trait::async_trait;
 
 use super::{
-    Anchor, Announce, Delivery, Found, OutboxEvent, Search, Store, StoreResult, Summary, Window,
+    Anchor, Announce, Delivery, Found, OutboxEvent, Search, Settled, Store, StoreResult, Summary,
+    Window,
 };
 use crate::{
     domain::{
@@ -253,18 +254,8 @@ impl Store for Timed {
         self.time("outbox_claim", work).await
     }
 
-    async fn outbox_delivered(&self, row: u64) -> StoreResult<()> {
-        self.time("outbox_delivered", self.inner.outbox_delivered(row))
-            .await
-    }
-
-    async fn outbox_retry(&self, row: u64, attempts: u32, at: Timestamp) -> StoreResult<()> {
-        let work = self.inner.outbox_retry(row, attempts, at);
-        self.time("outbox_retry", work).await
-    }
-
-    async fn outbox_failed(&self, row: u64, at: Timestamp) -> StoreResult<()> {
-        self.time("outbox_failed", self.inner.outbox_failed(row, at))
+    async fn outbox_settle(&self, settled: &[Settled]) -> StoreResult<()> {
+        self.time("outbox_settle", self.inner.outbox_settle(settled))
             .await
     }
 

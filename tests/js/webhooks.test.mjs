@@ -226,3 +226,27 @@ test("posting does not wait for a hanging endpoint, and the backlog shows on /re
     await server.stop();
   }
 });
+
+test("an event refused past --webhook-max-age-secs is marked failed, counted, and no longer waits", async () => {
+  const hook = await receiver(() => 500);
+  const server = await startServer(hookArgs(hook.url, ["--webhook-max-age-secs", "1"]));
+  const metric = async (pattern) => Number(pattern.exec(await (await fetch(`${server.url}/metrics`)).text())?.[1] ?? -1);
+  try {
+    const threadId = await createThread(server);
+    await postMessage(server, threadId, "nobody will take this");
+    let failed = 0;
+    const deadline = Date.now() + 10000;
+    while (failed < 2 && Date.now() < deadline) {
+      failed = await metric(/threadline_webhook_attempts_total\{outcome="failed"\} (\d+)/);
+      await sleep(100);
+    }
+    assert.equal(failed, 2, "the thread's event and the message's, given up");
+    assert.ok(hook.attempts.length >= 2, "they were tried");
+    await sleep(1200);
+    assert.equal(await metric(/threadline_webhook_outbox_pending (\d+)/), 0, "nothing waits any more");
+    assert.equal((await api(server, "GET", "/readyz")).body.webhookBacklog, 0);
+  } finally {
+    hook.close();
+    await server.stop();
+  }
+});

@@ -1,7 +1,12 @@
 //! The memory store's full-text index: word → the messages that contain it, by store-wide
 //! position, so a search walks the rarest word's list newest first and checks the others.
+//! Words are hashed (an append costs a hash lookup and a push per word); a sorted vocabulary,
+//! touched only by words never seen before, answers prefixes.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
+
+/// A word's messages by store-wide position, ascending.
+type Postings = Vec<u64>;
 
 use crate::domain::{ThreadId, search};
 
@@ -14,7 +19,8 @@ struct Doc {
 
 #[derive(Default)]
 pub(super) struct TextIndex {
-    postings: BTreeMap<String, BTreeSet<u64>>,
+    postings: HashMap<String, Postings>,
+    vocabulary: BTreeSet<String>,
     docs: HashMap<u64, Doc>,
 }
 
@@ -31,12 +37,26 @@ impl TextIndex {
     /// Indexes (or re-indexes) message `doc`, at `position` of `thread`, under `words` (from
     /// [`indexable`]). No words (a tombstone) takes it out.
     pub(super) fn set(&mut self, doc: u64, thread: &ThreadId, position: usize, words: Vec<String>) {
-        self.remove(doc);
+        if self.docs.contains_key(&doc) {
+            self.remove(doc);
+        }
         if words.is_empty() {
             return;
         }
         for word in &words {
-            self.postings.entry(word.clone()).or_default().insert(doc);
+            match self.postings.get_mut(word) {
+                // A new message is the newest: appended. A re-indexed one goes in its place.
+                Some(docs) if docs.last().is_none_or(|&last| last < doc) => docs.push(doc),
+                Some(docs) => {
+                    if let Err(at) = docs.binary_search(&doc) {
+                        docs.insert(at, doc);
+                    }
+                }
+                None => {
+                    self.postings.insert(word.clone(), vec![doc]);
+                    self.vocabulary.insert(word.clone());
+                }
+            }
         }
         self.docs.insert(
             doc,
@@ -54,9 +74,12 @@ impl TextIndex {
         };
         for word in old.words {
             if let Some(docs) = self.postings.get_mut(&word) {
-                docs.remove(&doc);
+                if let Ok(at) = docs.binary_search(&doc) {
+                    docs.remove(at);
+                }
                 if docs.is_empty() {
                     self.postings.remove(&word);
+                    self.vocabulary.remove(&word);
                 }
             }
         }
@@ -77,23 +100,24 @@ impl TextIndex {
             .whole()
             .iter()
             .map(|w| self.postings.get(w))
-            .min_by_key(|docs| docs.map_or(0, BTreeSet::len));
+            .min_by_key(|docs| docs.map_or(0, Vec::len));
         let candidates: Vec<u64> = match rarest {
             Some(None) => return Vec::new(),
-            Some(Some(docs)) => docs
-                .range(..before.unwrap_or(u64::MAX))
-                .rev()
-                .copied()
-                .collect(),
+            Some(Some(docs)) => {
+                let end = docs.partition_point(|&d| d < before.unwrap_or(u64::MAX));
+                docs[..end].iter().rev().copied().collect()
+            }
             None => {
                 let mut union = BTreeSet::new();
-                for (_, docs) in self
-                    .postings
+                for docs in self
+                    .vocabulary
                     .range(prefix.to_owned()..)
-                    .take_while(|(word, _)| word.starts_with(prefix))
-                    .filter(|(word, _)| query.fits_last(word))
+                    .take_while(|word| word.starts_with(prefix))
+                    .filter(|word| query.fits_last(word))
+                    .filter_map(|word| self.postings.get(word))
                 {
-                    union.extend(docs.range(..before.unwrap_or(u64::MAX)));
+                    let end = docs.partition_point(|&d| d < before.unwrap_or(u64::MAX));
+                    union.extend(&docs[..end]);
                 }
                 union.into_iter().rev().collect()
             }

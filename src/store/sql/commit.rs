@@ -22,7 +22,7 @@ use crate::{
     store::{Announce, StoreError, StoreResult},
 };
 
-/// Messages per transaction: 10 parameters each stays far below both engines' limits.
+/// Messages per transaction: 11 parameters each stays far below both engines' limits.
 const MAX_BATCH: usize = 256;
 /// Appends waiting for the writer before callers wait to queue.
 const QUEUE: usize = 4 * MAX_BATCH;
@@ -140,7 +140,7 @@ async fn attempt(pool: &AnyPool, sqlite: bool, queued: &[Queued<'_>]) -> StoreRe
     let batch: Vec<&Message> = queued.iter().map(|q| q.0).collect();
     for _ in 0..ATTEMPTS {
         let mut tx = begin(pool, sqlite).await?;
-        match write(&mut tx, &batch, queued).await {
+        match write(&mut tx, sqlite, &batch, queued).await {
             Ok(Some(outcomes)) => {
                 tx.commit().await?;
                 return Ok(outcomes);
@@ -184,6 +184,7 @@ enum Plan {
 /// node; roll back and try again.
 async fn write(
     tx: &mut Tx,
+    sqlite: bool,
     batch: &[&Message],
     queued: &[Queued<'_>],
 ) -> Result<Option<Vec<Outcome>>, sqlx::Error> {
@@ -228,7 +229,7 @@ async fn write(
     let mut new: Vec<usize> = seqs.keys().copied().collect();
     new.sort_unstable();
     if !new.is_empty() {
-        let inserted = insert_messages(tx, batch, &new, &seqs).await?;
+        let inserted = insert_messages(tx, sqlite, batch, &new, &seqs).await?;
         if inserted < new.len() {
             return Ok(None);
         }
@@ -358,16 +359,32 @@ fn latest(batch: &[&Message], indexes: &[usize]) -> i64 {
 /// node committed one of their idempotency keys since this batch looked).
 async fn insert_messages(
     tx: &mut Tx,
+    sqlite: bool,
     batch: &[&Message],
     new: &[usize],
     seqs: &HashMap<usize, (i64, i64)>,
 ) -> Result<usize, sqlx::Error> {
+    // The store-wide order search pages by: PostgreSQL takes it from a sequence (the column's
+    // default); SQLite, which has one writer at a time, from the newest so far.
+    let first_pos = match sqlite {
+        true => Some(
+            sqlx::query("SELECT COALESCE(MAX(pos), 0) + 1 FROM messages")
+                .fetch_one(tx.conn())
+                .await?
+                .try_get::<i64, _>(0)?,
+        ),
+        false => None,
+    };
+    let (columns, width) = match first_pos {
+        Some(_) => (format!("{NEW_MESSAGE_COLUMNS}, seq, pos"), 11),
+        None => (format!("{NEW_MESSAGE_COLUMNS}, seq"), 10),
+    };
     let sql = format!(
-        "INSERT INTO messages ({NEW_MESSAGE_COLUMNS}, seq) VALUES {} ON CONFLICT DO NOTHING",
-        tuples(new.len(), 10)
+        "INSERT INTO messages ({columns}) VALUES {} ON CONFLICT DO NOTHING",
+        tuples(new.len(), width)
     );
     let mut query: Query<'_, Any, _> = sqlx::query(&sql);
-    for &i in new {
+    for (k, &i) in new.iter().enumerate() {
         let m = batch[i];
         let file_ids: Vec<&str> = m.file_ids.iter().map(FileId::as_str).collect();
         query = query
@@ -381,6 +398,9 @@ async fn insert_messages(
             .bind(m.reply_to.as_ref().map(|p| p.as_str()))
             .bind(mentions_json(&m.mentions))
             .bind(seqs[&i].0);
+        if let Some(first) = first_pos {
+            query = query.bind(first + k as i64);
+        }
     }
     let done = query.execute(tx.conn()).await?;
     Ok(usize::try_from(done.rows_affected()).unwrap_or(usize::MAX))

@@ -15,7 +15,7 @@ use sqlx::{AnyPool, Row};
 use super::{Tx, begin, corrupt};
 use crate::{
     domain::{ThreadId, Timestamp},
-    store::{Delivery, OutboxEvent, StoreResult},
+    store::{Delivery, OutboxEvent, Settled, StoreResult},
 };
 
 /// Events per INSERT (7 parameters each).
@@ -77,14 +77,20 @@ pub(super) async fn claim(
     if endpoints.is_empty() || limit == 0 {
         return Ok(Vec::new());
     }
-    let skip_locked = if sqlite { "" } else { "FOR UPDATE SKIP LOCKED" };
+    // Candidates are read oldest first, in id order, so a claim looks at the front of the
+    // outbox, not at the whole backlog: SQLite is told not to pick the lane index (it would
+    // read every event of the endpoint, then sort), PostgreSQL skips rows other nodes hold.
+    let (table, skip_locked) = match sqlite {
+        true => ("webhook_outbox o NOT INDEXED", ""),
+        false => ("webhook_outbox o", "FOR UPDATE SKIP LOCKED"),
+    };
     let sql = format!(
         "UPDATE webhook_outbox SET claimed_by = $1, claimed_until = $2 WHERE id IN ( \
-         SELECT o.id FROM webhook_outbox o WHERE o.endpoint IN ({endpoints}) \
+         SELECT o.id FROM {table} WHERE o.endpoint IN ({endpoints}) \
          AND o.failed_at IS NULL AND o.next_at <= $3 \
          AND (o.claimed_until IS NULL OR o.claimed_until < $3) \
-         AND NOT EXISTS (SELECT 1 FROM webhook_outbox p WHERE p.endpoint = o.endpoint \
-         AND p.thread_id = o.thread_id AND p.id < o.id AND p.failed_at IS NULL) \
+         AND (o.thread_id IS NULL OR o.id = (SELECT MIN(p.id) FROM webhook_outbox p \
+         WHERE p.endpoint = o.endpoint AND p.thread_id = o.thread_id AND p.failed_at IS NULL)) \
          ORDER BY o.id LIMIT $4 {skip_locked}) \
          RETURNING id, event_id, endpoint, thread_id, kind, body, created_at, attempts",
         endpoints = placeholders(5, endpoints.len()),
@@ -126,42 +132,56 @@ pub(super) async fn claim(
     Ok(out)
 }
 
-pub(super) async fn delivered(pool: &AnyPool, row: u64) -> StoreResult<()> {
-    sqlx::query("DELETE FROM webhook_outbox WHERE id = $1")
-        .bind(i64::try_from(row).unwrap_or(i64::MAX))
-        .execute(pool)
-        .await?;
-    Ok(())
-}
-
-pub(super) async fn retry(
-    pool: &AnyPool,
-    row: u64,
-    attempts: u32,
-    at: Timestamp,
-) -> StoreResult<()> {
-    sqlx::query(
-        "UPDATE webhook_outbox SET attempts = $2, next_at = $3, claimed_by = NULL, \
-         claimed_until = NULL WHERE id = $1",
-    )
-    .bind(i64::try_from(row).unwrap_or(i64::MAX))
-    .bind(i64::from(attempts))
-    .bind(at.as_millis())
-    .execute(pool)
-    .await?;
-    Ok(())
-}
-
-pub(super) async fn failed(pool: &AnyPool, row: u64, at: Timestamp) -> StoreResult<()> {
-    sqlx::query(
-        "UPDATE webhook_outbox SET failed_at = $2, claimed_by = NULL, claimed_until = NULL \
-         WHERE id = $1",
-    )
-    .bind(i64::try_from(row).unwrap_or(i64::MAX))
-    .bind(at.as_millis())
-    .execute(pool)
-    .await?;
-    Ok(())
+/// Records what became of claimed events in one transaction: deliveries are deleted together
+/// (one commit for a whole round of attempts, not one each).
+pub(super) async fn settle(pool: &AnyPool, sqlite: bool, settled: &[Settled]) -> StoreResult<()> {
+    if settled.is_empty() {
+        return Ok(());
+    }
+    let id = |row: u64| i64::try_from(row).unwrap_or(i64::MAX);
+    let delivered: Vec<i64> = settled
+        .iter()
+        .filter_map(|s| match s {
+            Settled::Delivered(row) => Some(id(*row)),
+            _ => None,
+        })
+        .collect();
+    let mut tx = begin(pool, sqlite).await?;
+    for chunk in delivered.chunks(CHUNK) {
+        let sql = format!(
+            "DELETE FROM webhook_outbox WHERE id IN ({})",
+            placeholders(1, chunk.len())
+        );
+        let query = chunk.iter().fold(sqlx::query(&sql), |q, row| q.bind(*row));
+        query.execute(tx.conn()).await?;
+    }
+    for s in settled {
+        match *s {
+            Settled::Delivered(_) => {}
+            Settled::Retry { row, attempts, at } => {
+                sqlx::query(
+                    "UPDATE webhook_outbox SET attempts = $2, next_at = $3, claimed_by = NULL, \
+                     claimed_until = NULL WHERE id = $1",
+                )
+                .bind(id(row))
+                .bind(i64::from(attempts))
+                .bind(at.as_millis())
+                .execute(tx.conn())
+                .await?;
+            }
+            Settled::Failed { row, at } => {
+                sqlx::query(
+                    "UPDATE webhook_outbox SET failed_at = $2, claimed_by = NULL, \
+                     claimed_until = NULL WHERE id = $1",
+                )
+                .bind(id(row))
+                .bind(at.as_millis())
+                .execute(tx.conn())
+                .await?;
+            }
+        }
+    }
+    tx.commit().await
 }
 
 pub(super) async fn pending(pool: &AnyPool, endpoints: &[String]) -> StoreResult<u64> {

@@ -34,7 +34,11 @@ async fn prepare_sqlite(pool: &AnyPool) -> StoreResult<()> {
         "CREATE VIRTUAL TABLE messages_fts USING fts5(body, content = 'messages', \
          content_rowid = 'pos', tokenize = 'unicode61 remove_diacritics 2', \
          prefix = '2 3 4')",
-        "CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN \
+        // The committer writes `pos` with each message; a row written without one (by hand, a
+        // bulk load) gets the next number here.
+        "CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages WHEN new.pos IS NOT NULL \
+         BEGIN INSERT INTO messages_fts (rowid, body) VALUES (new.pos, new.body); END",
+        "CREATE TRIGGER messages_pos_fill AFTER INSERT ON messages WHEN new.pos IS NULL BEGIN \
          UPDATE messages SET pos = (SELECT COALESCE(MAX(pos), 0) + 1 FROM messages) \
          WHERE rowid = new.rowid; \
          INSERT INTO messages_fts (rowid, body) \
