@@ -250,3 +250,28 @@ test("an event refused past --webhook-max-age-secs is marked failed, counted, an
     await server.stop();
   }
 });
+
+test("a redirect to another host is not followed: the event is retried, never sent there", async () => {
+  const elsewhere = [];
+  const other = createServer((req, res) => {
+    elsewhere.push(req.url);
+    res.writeHead(204).end();
+  });
+  const otherPort = await new Promise((resolve) => other.listen(0, "127.0.0.2", () => resolve(other.address().port)));
+  let redirects = 0;
+  const redirecting = createServer((req, res) => {
+    redirects++;
+    res.writeHead(307, { location: `http://127.0.0.2:${otherPort}/stolen` }).end();
+  });
+  const port = await new Promise((resolve) => redirecting.listen(0, "127.0.0.1", () => resolve(redirecting.address().port)));
+  const server = await startServer(hookArgs(`http://127.0.0.1:${port}/hook`));
+  try {
+    await createThread(server);
+    await waitUntil(() => redirects >= 3, 10000, "retried attempts");
+    assert.deepEqual(elsewhere, [], "nothing reached the other host");
+  } finally {
+    redirecting.close();
+    other.close();
+    await server.stop();
+  }
+});
