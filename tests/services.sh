@@ -46,6 +46,9 @@ as_postgres psql -p "$PG_PORT" -q -tAc "SELECT 1 FROM pg_roles WHERE rolname = '
     -c "CREATE ROLE threadline LOGIN SUPERUSER PASSWORD 'threadline'" >&2
 
 url=postgres://threadline:threadline@127.0.0.1:$PG_PORT/postgres
+# Every database a suite creates copies template1: with `unaccent` there already, a server's
+# search set-up finds it instead of creating it (seconds each when tests start servers at once).
+psql "${url%/*}/template1" -q -c "CREATE EXTENSION IF NOT EXISTS unaccent" >&2
 # The suites make a database per server they start; drop what earlier runs left behind.
 psql "$url" -qAt -c "SELECT datname FROM pg_database WHERE datname ~ '^threadline_(test|js)_'" \
   | while read -r db; do psql "$url" -q -c "DROP DATABASE IF EXISTS \"$db\"" >&2 || true; done
