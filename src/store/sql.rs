@@ -475,6 +475,12 @@ fn bind_threads<'q>(query: AnyQuery<'q>, threads: &'q [ThreadId]) -> AnyQuery<'q
         .fold(query, |query, thread| query.bind(thread.as_str()))
 }
 
+/// `$from, $from+1, …`: `n` numbered parameters.
+fn placeholders(from: usize, n: usize) -> String {
+    let list: Vec<String> = (from..from + n).map(|i| format!("${i}")).collect();
+    list.join(", ")
+}
+
 fn page_limit(limit: usize) -> i64 {
     i64::try_from(limit).unwrap_or(i64::MAX - 1) + 1
 }
@@ -892,17 +898,11 @@ impl Store for SqlStore {
         if threads.is_empty() {
             return Ok(HashMap::new());
         }
-        let placeholders = |from: usize| {
-            let list: Vec<String> = (from..from + threads.len())
-                .map(|i| format!("${i}"))
-                .collect();
-            list.join(", ")
-        };
         // A thread's `last_seq` names its newest message: one index probe per thread.
         let newest = format!(
             "SELECT {MESSAGE_COLUMNS} FROM messages WHERE (thread_id, seq) IN \
              (SELECT id, last_seq FROM threads WHERE id IN ({}))",
-            placeholders(1)
+            placeholders(1, threads.len())
         );
         let mut out: HashMap<ThreadId, Summary> = HashMap::new();
         for row in bind_threads(sqlx::query(&newest), threads)
@@ -923,7 +923,7 @@ impl Store for SqlStore {
              ON r.thread_id = m.thread_id AND r.user_id = $1 \
              WHERE m.thread_id IN ({}) AND m.author_id <> $1 AND m.deleted_at IS NULL \
              AND m.seq > COALESCE(r.seq, 0) GROUP BY m.thread_id",
-            placeholders(2)
+            placeholders(2, threads.len())
         );
         let query = bind_threads(sqlx::query(&unread).bind(reader.as_str()), threads);
         for (thread, count) in self.counts(query).await? {
@@ -937,7 +937,7 @@ impl Store for SqlStore {
              ON r.thread_id = mm.thread_id AND r.user_id = $1 \
              WHERE mm.user_id = $1 AND mm.thread_id IN ({}) AND m.author_id <> $1 \
              AND m.deleted_at IS NULL AND mm.seq > COALESCE(r.seq, 0) GROUP BY mm.thread_id",
-            placeholders(2)
+            placeholders(2, threads.len())
         );
         let query = bind_threads(sqlx::query(&mentions).bind(reader.as_str()), threads);
         for (thread, count) in self.counts(query).await? {
@@ -1124,10 +1124,9 @@ impl Store for SqlStore {
         if ids.is_empty() {
             return Ok(HashMap::new());
         }
-        let placeholders: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
         let sql = format!(
             "SELECT id, name FROM accounts WHERE id IN ({})",
-            placeholders.join(", ")
+            placeholders(1, ids.len())
         );
         let mut query = sqlx::query(&sql);
         for id in ids {

@@ -529,7 +529,7 @@ async fn mark_activity(
 }
 
 /// `($1, $2), ($3, $4), …`: `rows` tuples of `width` parameters.
-fn tuples(rows: usize, width: usize) -> String {
+pub(super) fn tuples(rows: usize, width: usize) -> String {
     let mut out = String::with_capacity(rows * width * 5);
     for r in 0..rows {
         if r > 0 {

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use sqlx::{AnyPool, Row};
 
-use super::{Tx, begin, corrupt};
+use super::{Tx, begin, commit::tuples, corrupt, placeholders};
 use crate::{
     domain::{ThreadId, Timestamp},
     store::{Delivery, OutboxEvent, Settled, StoreResult},
@@ -24,25 +24,10 @@ const CHUNK: usize = 256;
 /// Inserts `events` in the transaction of the change they describe.
 pub(super) async fn record(tx: &mut Tx, events: &[OutboxEvent]) -> Result<(), sqlx::Error> {
     for chunk in events.chunks(CHUNK) {
-        let rows: Vec<String> = (0..chunk.len())
-            .map(|i| {
-                let p = i * 7;
-                format!(
-                    "(${}, ${}, ${}, ${}, ${}, ${}, ${})",
-                    p + 1,
-                    p + 2,
-                    p + 3,
-                    p + 4,
-                    p + 5,
-                    p + 6,
-                    p + 7
-                )
-            })
-            .collect();
         let sql = format!(
             "INSERT INTO webhook_outbox \
              (event_id, endpoint, thread_id, kind, body, created_at, next_at) VALUES {}",
-            rows.join(", ")
+            tuples(chunk.len(), 7)
         );
         let mut query = sqlx::query(&sql);
         for e in chunk {
@@ -58,11 +43,6 @@ pub(super) async fn record(tx: &mut Tx, events: &[OutboxEvent]) -> Result<(), sq
         query.execute(tx.conn()).await?;
     }
     Ok(())
-}
-
-fn placeholders(from: usize, n: usize) -> String {
-    let list: Vec<String> = (from..from + n).map(|i| format!("${i}")).collect();
-    list.join(", ")
 }
 
 pub(super) async fn claim(

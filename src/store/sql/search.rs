@@ -12,7 +12,7 @@
 
 use sqlx::{AnyPool, Row};
 
-use super::{MESSAGE_COLUMNS, SqlStore};
+use super::{MESSAGE_COLUMNS, SqlStore, placeholders};
 use crate::store::{Found, Scope, Search, StoreError, StoreResult};
 
 /// How a search finds its messages.
@@ -233,10 +233,9 @@ async fn read_scope_sqlite(pool: &AnyPool, search: &Search<'_>) -> StoreResult<V
         return Ok(Vec::new());
     }
     let (columns, width) = columns();
-    let placeholders: Vec<String> = (1..=hits.len()).map(|i| format!("${i}")).collect();
     let sql = format!(
         "SELECT {columns}, m.pos FROM messages m WHERE m.pos IN ({}) ORDER BY m.pos DESC",
-        placeholders.join(", ")
+        placeholders(1, hits.len())
     );
     let query = hits
         .iter()
